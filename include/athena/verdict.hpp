@@ -45,10 +45,10 @@ struct Verdict {
     bool operator==(const Verdict&) const = default;
 };
 
-// Serialises with stable key names: threat_level, confidence, malware_family, malware_type,
+// Serialises in schema order with stable key names: threat_level, confidence, malware_family, malware_type,
 // signatures, behaviors, iocs {domains, ips, urls, files, registry_keys, processes, mutexes},
 // recommendations, summary.
-nlohmann::json verdict_to_json(const Verdict& verdict);
+nlohmann::ordered_json verdict_to_json(const Verdict& verdict);
 
 // Parses and validates a verdict: unknown threat level, confidence outside 0..1, wrong types
 // and invalid UTF-8 are errors of kind "invalid_verdict". Missing optional lists are empty.
