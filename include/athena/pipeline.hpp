@@ -3,7 +3,7 @@
 // once, joined by bounded queues.
 #pragma once
 
-#include <athena/analyser.hpp>
+#include <athena/analysis_service.hpp>
 #include <athena/cache.hpp>
 #include <athena/error.hpp>
 #include <athena/evidence.hpp>
@@ -11,6 +11,8 @@
 #include <athena/walk.hpp>
 
 #include <atomic>
+#include <chrono>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -32,6 +34,9 @@ struct FileRecord {
     std::string cache; // "memory", "sqlite", "miss"; empty when the file was not looked up
     std::string provider;
     std::string model;
+    bool is_fallback = false;
+    TokenUsage usage;  // empty for cache hits and local analysers
+    double cost_usd = 0.0;
     std::optional<Verdict> verdict;
     std::optional<Error> error;
     double duration_ms = 0.0;
@@ -92,12 +97,14 @@ struct PipelineOptions {
 };
 
 // Everything a run uses; the caller owns them. database may be null (no SQLite at all);
-// cache may be empty; analyser and extractor are required in scan mode.
+// cache may be empty; analysis and extractor are required in scan mode.
 struct PipelineServices {
     CacheDatabase* database = nullptr;
     TieredCache* cache = nullptr;
-    const Analyser* analyser = nullptr;
+    AnalysisService* analysis = nullptr;
     const EvidenceExtractor* extractor = nullptr;
+    // How long in-flight analyses may go on after an interrupt before they are cancelled.
+    std::chrono::milliseconds drain_timeout{5000};
     // Called on the calling thread for each warning worth showing once (a failing tier).
     std::function<void(const std::string&)> warn;
 };

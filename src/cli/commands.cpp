@@ -4,7 +4,7 @@
 #include "cli/registry.hpp"
 #include "cli/signals.hpp"
 
-#include <athena/analyser.hpp>
+#include <athena/analysis_service.hpp>
 #include <athena/config.hpp>
 #include <athena/pipeline.hpp>
 #include <athena/report.hpp>
@@ -129,7 +129,7 @@ int run_walk_command(const CommandLine& line, const Settings& settings, Pipeline
 
     std::shared_ptr<RuleSet> rules;
     std::unique_ptr<EvidenceExtractor> extractor;
-    std::unique_ptr<Analyser> analyser;
+    std::unique_ptr<AnalysisService> analysis;
     if (mode == PipelineMode::scan) {
         std::vector<std::filesystem::path> rule_paths{bundled_rules_dir()};
         for (const std::string& path : settings.list("rules")) {
@@ -147,7 +147,7 @@ int run_walk_command(const CommandLine& line, const Settings& settings, Pipeline
             return k_exit_error;
         }
         extractor = std::move(*created);
-        analyser = make_builtin_analyser(rules->content_hash());
+        analysis = make_local_service(make_builtin_analyser(rules->content_hash()));
     }
 
     const bool use_sqlite = mode == PipelineMode::scan && settings.flag("sqlite-cache");
@@ -178,7 +178,7 @@ int run_walk_command(const CommandLine& line, const Settings& settings, Pipeline
     PipelineServices services;
     services.database = database->get();
     services.cache = &cache;
-    services.analyser = analyser.get();
+    services.analysis = analysis.get();
     services.extractor = extractor.get();
     services.warn = print_warning;
 

@@ -35,17 +35,29 @@ constexpr std::size_t k_walk_queue_capacity = 4096;
 constexpr std::size_t k_result_queue_capacity = 4096;
 constexpr std::size_t k_store_batch_max = 2048;
 
-// One analysis per distinct content per run. The first worker to claim a key looks it up and
-// analyses it; workers that find the same key claimed wait for that outcome. A slot lives
-// until the store step has written the verdict, so a later duplicate finds either the slot
-// or the stored entry, never a gap in between.
+// What a worker hands to the store-and-emit step.
+struct WorkResult {
+    FileRecord record;
+    std::optional<StatRecord> stat_record; // set when the file was hashed this run
+    bool is_fresh_verdict = false;         // analysed this run: store it
+    bool owns_slot = false;                // release the in-flight slot after storing
+    Clock::time_point started;
+};
+using WorkPtr = std::shared_ptr<WorkResult>;
+
+// One analysis per distinct content per run. The first worker to claim a key looks it up
+// and analyses it; a worker that finds the key claimed parks its file on the slot and moves
+// on, and the owner's outcome completes every parked file. A slot lives until the store
+// step has written the verdict, so a later duplicate finds either the slot or the stored
+// entry, never a gap in between.
 class InFlight {
 public:
     struct Slot {
-        std::mutex mutex;
-        std::condition_variable done_signal;
+        std::mutex mutex; // guards the fields below
         bool is_done = false;
-        std::optional<CacheEntry> entry; // empty when the owner failed
+        std::optional<CacheEntry> entry;
+        std::optional<Error> error;
+        std::vector<WorkPtr> waiters;
     };
 
     // Returns the slot and whether the caller owns it.
@@ -58,19 +70,6 @@ public:
         return {it->second, inserted};
     }
 
-    static void publish(Slot& slot, std::optional<CacheEntry> entry) {
-        std::lock_guard lock(slot.mutex);
-        slot.entry = std::move(entry);
-        slot.is_done = true;
-        slot.done_signal.notify_all();
-    }
-
-    static std::optional<CacheEntry> wait(Slot& slot) {
-        std::unique_lock lock(slot.mutex);
-        slot.done_signal.wait(lock, [&] { return slot.is_done; });
-        return slot.entry;
-    }
-
     void release(const CacheKey& key) {
         std::lock_guard lock(m_mutex);
         m_slots.erase(key.sha256 + '\0' + key.profile);
@@ -81,13 +80,13 @@ private:
     std::unordered_map<std::string, std::shared_ptr<Slot>> m_slots;
 };
 
-// What a worker hands to the store-and-emit step.
-struct WorkResult {
-    FileRecord record;
-    std::optional<StatRecord> stat_record; // set when the file was hashed this run
-    bool is_fresh_verdict = false;         // analysed this run: store it
-    bool owns_slot = false;                // release the in-flight slot after storing
-};
+void fill_from_entry(FileRecord& record, const CacheEntry& entry, std::string tier) {
+    record.verdict = entry.verdict;
+    record.provider = entry.provider;
+    record.model = entry.model;
+    record.file_type = entry.file_type;
+    record.cache = std::move(tier);
+}
 
 struct Counters {
     std::atomic<std::uint64_t> bytes_hashed{0};
@@ -107,7 +106,7 @@ public:
         : m_options(options), m_services(services), m_interrupt(interrupt),
           m_walk_queue(k_walk_queue_capacity), m_result_queue(k_result_queue_capacity) {
         if (m_options.mode == PipelineMode::scan) {
-            m_profile = m_services.analyser->profile();
+            m_profile = m_services.analysis->profile();
         }
     }
 
@@ -118,13 +117,20 @@ private:
 
     void walk_all();
     void work();
-    WorkResult process(WalkEntry&& entry);
+    void finish_all_work();
+    bool process(WalkEntry&& entry, const WorkPtr& work);
     bool resolve_digest(const WalkEntry& entry, WorkResult& result,
                         std::vector<std::uint8_t>& content);
-    void resolve_verdict(const WalkEntry& entry, WorkResult& result,
-                         std::vector<std::uint8_t>& content);
-    std::optional<CacheEntry> analyse(const WalkEntry& entry, FileRecord& record,
-                                      const std::vector<std::uint8_t>& content);
+    bool resolve_verdict(const WalkEntry& entry, const WorkPtr& work,
+                         const std::vector<std::uint8_t>& content);
+    void analyse(const WalkEntry& entry, const WorkPtr& work,
+                 const std::vector<std::uint8_t>& content, std::shared_ptr<InFlight::Slot> slot);
+    void complete(const WorkPtr& work, AnalysisOutcome&& outcome,
+                  const std::shared_ptr<InFlight::Slot>& slot);
+    void publish(InFlight::Slot& slot, std::optional<CacheEntry> entry,
+                 std::optional<Error> error);
+    void finish(const WorkPtr& work);
+    void finish_deferred(const WorkPtr& work);
     void store_and_emit(std::vector<WorkResult>& batch, RecordSink& sink, RunSummary& summary,
                         std::vector<FileRecord>& sorted_records);
     void count(const FileRecord& record, RunSummary& summary);
@@ -141,6 +147,11 @@ private:
     std::uint64_t m_walk_ns = 0;
     std::atomic<std::uint64_t> m_walk_wait_ns{0};
     bool m_warned_store = false;
+
+    // Files handed to the analysis service or parked on a slot, not yet finished.
+    std::mutex m_deferred_mutex;
+    std::condition_variable m_deferred_done;
+    std::uint64_t m_deferred = 0;
 };
 
 void Pipeline::walk_all() {
@@ -164,35 +175,68 @@ void Pipeline::walk_all() {
 }
 
 void Pipeline::work() {
-    std::vector<std::uint8_t> content;
     while (auto entry = m_walk_queue.pop()) {
         if (is_interrupted()) {
             continue; // drain without work: files not started are abandoned
         }
-        if (!m_result_queue.push(process(std::move(*entry)))) {
-            return;
+        auto work = std::make_shared<WorkResult>();
+        work->started = Clock::now();
+        if (process(std::move(*entry), work)) {
+            finish(work);
         }
     }
 }
 
-WorkResult Pipeline::process(WalkEntry&& entry) {
-    const auto started = Clock::now();
-    WorkResult result;
-    FileRecord& record = result.record;
+void Pipeline::finish(const WorkPtr& work) {
+    work->record.duration_ms = static_cast<double>(elapsed_ns(work->started)) / 1e6;
+    m_result_queue.push(std::move(*work));
+}
+
+void Pipeline::finish_deferred(const WorkPtr& work) {
+    finish(work);
+    std::lock_guard lock(m_deferred_mutex);
+    --m_deferred;
+    m_deferred_done.notify_all();
+}
+
+// Waits for every deferred file once the workers are done. After an interrupt the analysis
+// service gets the drain timeout to finish what is in flight, then cancels the rest, which
+// still arrive here as error records.
+void Pipeline::finish_all_work() {
+    std::unique_lock lock(m_deferred_mutex);
+    bool is_shut_down = false;
+    while (m_deferred > 0) {
+        if (is_interrupted() && !is_shut_down && m_services.analysis != nullptr) {
+            lock.unlock();
+            m_services.analysis->shutdown(m_services.drain_timeout);
+            is_shut_down = true;
+            lock.lock();
+            continue;
+        }
+        m_deferred_done.wait_for(lock, std::chrono::milliseconds(50));
+    }
+    lock.unlock();
+    if (!is_shut_down && m_services.analysis != nullptr) {
+        m_services.analysis->shutdown(std::chrono::milliseconds(0));
+    }
+}
+
+// Returns true when the file is finished now, false when it was deferred.
+bool Pipeline::process(WalkEntry&& entry, const WorkPtr& work) {
+    FileRecord& record = work->record;
     record.path = entry.path;
     if (entry.error) {
         record.error = std::move(entry.error);
-        return result;
+        return true;
     }
     record.size_bytes = entry.identity.size_bytes;
 
     thread_local std::vector<std::uint8_t> content;
     content.clear();
-    if (resolve_digest(entry, result, content) && m_options.mode == PipelineMode::scan) {
-        resolve_verdict(entry, result, content);
+    if (!resolve_digest(entry, *work, content) || m_options.mode == PipelineMode::hash) {
+        return true;
     }
-    record.duration_ms = static_cast<double>(elapsed_ns(started)) / 1e6;
-    return result;
+    return resolve_verdict(entry, work, content);
 }
 
 // Finds the file's digest in the stat cache or by reading it. Returns false on an error,
@@ -230,79 +274,116 @@ bool Pipeline::resolve_digest(const WalkEntry& entry, WorkResult& result,
     return true;
 }
 
-void Pipeline::resolve_verdict(const WalkEntry& entry, WorkResult& result,
-                               std::vector<std::uint8_t>& content) {
-    FileRecord& record = result.record;
+// Returns true when the verdict is known now, false when the file waits for an analysis.
+bool Pipeline::resolve_verdict(const WalkEntry& entry, const WorkPtr& work,
+                               const std::vector<std::uint8_t>& content) {
+    FileRecord& record = work->record;
     const CacheKey key{record.sha256, m_profile};
     auto [slot, is_owner] = m_in_flight.claim(key);
 
     if (!is_owner) {
-        // Same content as a file another worker has or is handling: wait for its outcome.
-        const auto started = Clock::now();
-        auto shared = InFlight::wait(*slot);
-        m_counters.lookup_ns += elapsed_ns(started);
-        if (shared) {
-            record.verdict = shared->verdict;
-            record.provider = shared->provider;
-            record.model = shared->model;
-            record.file_type = shared->file_type;
-            record.cache = "memory";
-            return;
+        // Same content as a file another worker has or is handling: share its outcome.
+        std::lock_guard lock(slot->mutex);
+        if (!slot->is_done) {
+            slot->waiters.push_back(work);
+            std::lock_guard deferred_lock(m_deferred_mutex);
+            ++m_deferred;
+            return false;
         }
-        // The owner failed; try this copy on its own, without sharing the outcome.
-        record.cache = "miss";
-        if (auto fresh = analyse(entry, record, content)) {
-            result.is_fresh_verdict = true;
+        if (slot->entry) {
+            fill_from_entry(record, *slot->entry, "memory");
+        } else {
+            record.cache = "miss";
+            record.error = slot->error;
         }
-        return;
+        return true;
     }
 
-    result.owns_slot = true;
-    std::optional<CacheEntry> outcome;
+    work->owns_slot = true;
     if (m_services.cache != nullptr && !m_services.cache->empty()) {
         const auto started = Clock::now();
         auto found = m_services.cache->lookup(std::span(&key, 1));
         m_counters.lookup_ns += elapsed_ns(started);
         if (found[0].entry) {
-            outcome = std::move(found[0].entry);
-            record.cache = found[0].tier;
+            fill_from_entry(record, *found[0].entry, found[0].tier);
+            publish(*slot, std::move(found[0].entry), std::nullopt);
+            return true;
         }
     }
-    if (outcome) {
-        record.verdict = outcome->verdict;
-        record.provider = outcome->provider;
-        record.model = outcome->model;
-        record.file_type = outcome->file_type;
-    } else {
-        record.cache = "miss";
-        outcome = analyse(entry, record, content);
-        result.is_fresh_verdict = outcome.has_value();
+    record.cache = "miss";
+    {
+        std::lock_guard lock(m_deferred_mutex);
+        ++m_deferred;
     }
-    InFlight::publish(*slot, outcome);
+    analyse(entry, work, content, slot);
+    return false;
+}
+// Marks the slot done and finishes every file parked on it with the same outcome.
+void Pipeline::publish(InFlight::Slot& slot, std::optional<CacheEntry> entry,
+                       std::optional<Error> error) {
+    std::vector<WorkPtr> waiters;
+    {
+        std::lock_guard lock(slot.mutex);
+        slot.is_done = true;
+        slot.entry = entry;
+        slot.error = error;
+        waiters.swap(slot.waiters);
+    }
+    for (const WorkPtr& waiter : waiters) {
+        if (entry) {
+            fill_from_entry(waiter->record, *entry, "memory");
+        } else {
+            waiter->record.cache = "miss";
+            waiter->record.error = error;
+        }
+        finish_deferred(waiter);
+    }
 }
 
-std::optional<CacheEntry> Pipeline::analyse(const WalkEntry& entry, FileRecord& record,
-                                            const std::vector<std::uint8_t>& content) {
+// Extracts evidence on this worker (CPU work) and hands it to the analysis service, whose
+// callback completes the file on whatever thread it runs.
+void Pipeline::analyse(const WalkEntry& entry, const WorkPtr& work,
+                       const std::vector<std::uint8_t>& content,
+                       std::shared_ptr<InFlight::Slot> slot) {
     const auto started = Clock::now();
     ++m_counters.analyses;
     auto evidence = m_services.extractor->extract(entry.path, content);
     if (!evidence) {
         m_counters.analyse_ns += elapsed_ns(started);
-        record.error = std::move(evidence.error());
-        return std::nullopt;
+        AnalysisOutcome failed;
+        failed.verdict = std::unexpected(evidence.error());
+        complete(work, std::move(failed), slot);
+        return;
     }
-    record.file_type = evidence->file_type;
-    auto verdict = m_services.analyser->analyse(*evidence);
+    work->record.file_type = evidence->file_type;
+    AnalysisRequest request{entry.path, work->record.sha256, std::move(*evidence)};
+    m_services.analysis->submit(std::move(request),
+                                [this, work, slot](AnalysisOutcome&& outcome) {
+                                    complete(work, std::move(outcome), slot);
+                                });
     m_counters.analyse_ns += elapsed_ns(started);
-    if (!verdict) {
-        record.error = std::move(verdict.error());
-        return std::nullopt;
+}
+
+void Pipeline::complete(const WorkPtr& work, AnalysisOutcome&& outcome,
+                        const std::shared_ptr<InFlight::Slot>& slot) {
+    FileRecord& record = work->record;
+    record.provider = outcome.provider;
+    record.model = outcome.model;
+    record.is_fallback = outcome.is_fallback;
+    record.usage = outcome.usage;
+    record.cost_usd = outcome.cost_usd;
+    if (outcome.verdict) {
+        record.verdict = *outcome.verdict;
+        work->is_fresh_verdict = true;
+        publish(*slot,
+                CacheEntry{*outcome.verdict, record.provider, record.model, record.file_type,
+                           static_cast<std::int64_t>(std::time(nullptr))},
+                std::nullopt);
+    } else {
+        record.error = outcome.verdict.error();
+        publish(*slot, std::nullopt, outcome.verdict.error());
     }
-    record.verdict = *verdict;
-    record.provider = m_services.analyser->name();
-    record.model = m_services.analyser->model();
-    return CacheEntry{*verdict, record.provider, record.model, record.file_type,
-                      static_cast<std::int64_t>(std::time(nullptr))};
+    finish_deferred(work);
 }
 
 // Stores the batch's fresh verdicts and stat entries, then emits its records: a verdict is
@@ -399,6 +480,7 @@ RunSummary Pipeline::run(RecordSink& sink) {
         for (std::thread& worker : workers) {
             worker.join();
         }
+        finish_all_work();
         m_result_queue.close();
     });
 

@@ -206,8 +206,11 @@ std::string summary_json(const RunSummary& summary) {
         errors_by_kind[kind] = n;
     }
     Json by_level = Json::object();
-    for (const auto& [level, n] : summary.by_level) {
-        by_level[level] = n;
+    for (const char* level : {"benign", "suspicious", "malicious", "critical"}) {
+        const auto it = summary.by_level.find(level);
+        if (it != summary.by_level.end()) {
+            by_level[level] = it->second;
+        }
     }
     const StageTimes& stages = summary.stages;
     Json json;
