@@ -15,12 +15,18 @@ namespace athena {
 
 class RuleSet;
 
+// Version of what extract() produces. Raise it whenever a change to extraction could change a
+// verdict; analysers put it in their profile, so cached verdicts from older evidence expire.
+inline constexpr int k_evidence_version = 1;
+
 struct YaraMatch {
     std::string rule;                // rule identifier, e.g. "eicar_test_file"
     std::string ns;                  // namespace: the rule file's stem
     std::vector<std::string> tags;
     std::string description;         // meta "description", empty when absent
     std::string severity;            // meta "severity": benign|suspicious|malicious|critical
+    std::string malware_family;      // meta "malware_family", e.g. "EICAR-Test-File"; or empty
+    std::string malware_type;        // meta "malware_type", e.g. "ransomware"; or empty
 };
 
 struct Evidence {
@@ -59,7 +65,9 @@ public:
     virtual ~EvidenceExtractor() = default;
 
     // content holds the whole file when the caller already read it (small files), else is
-    // empty and the file is read from path. Errors: kind "io".
+    // empty and the file is read from path (up to scan_window_bytes for strings and IOCs,
+    // the whole file for YARA). Errors: kind "io" (open or read failed, not a regular file),
+    // kind "analysis" (the YARA scan failed or timed out).
     virtual Result<Evidence> extract(const std::filesystem::path& path,
                                      std::span<const std::uint8_t> content) const = 0;
 };

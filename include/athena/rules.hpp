@@ -15,8 +15,10 @@ namespace athena {
 
 class RuleSet {
 public:
-    // Compiles every *.yar / *.yara file under each path (a file or a folder). A rule that
-    // fails to compile is an error of kind "rules" whose message names file and line.
+    // Compiles every *.yar / *.yara file under each path (a file, or a folder searched
+    // recursively); each file's rules go into a namespace named after the file's stem. A rule
+    // that fails to compile is an error of kind "rules" whose message names file and line; a
+    // missing path or a folder without rule files is also an error of kind "rules".
     static Result<std::shared_ptr<RuleSet>>
     compile(const std::vector<std::filesystem::path>& paths);
 
@@ -26,8 +28,11 @@ public:
     // changing a rule re-analyses every file.
     virtual const std::string& content_hash() const = 0;
     virtual std::size_t rule_count() const = 0;
+    // Compiler warnings such as slow strings, each "file:line: message"; for the debug log.
+    virtual const std::vector<std::string>& warnings() const = 0;
 
-    // Thread-safe. Errors: kind "analysis" (scan failure or timeout).
+    // Thread-safe. Errors: kind "analysis" (scan failure or a scan over 10 s); scan_file also
+    // kind "io" when the file cannot be opened.
     virtual Result<std::vector<YaraMatch>> scan_memory(std::span<const std::uint8_t> bytes) const = 0;
     virtual Result<std::vector<YaraMatch>> scan_file(const std::filesystem::path& path) const = 0;
 };

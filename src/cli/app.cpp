@@ -1,6 +1,7 @@
 #include "cli/app.hpp"
 
 #include "cli/commands.hpp"
+#include "cli/extensions.hpp"
 #include "cli/registry.hpp"
 
 #include <CLI/CLI.hpp>
@@ -87,6 +88,12 @@ void add_scan_command(CLI::App& app, CommandLine& line) {
              "color");
     scan->add_flag("--only-findings", line.only_findings,
                    "text output: print only files that are not benign");
+    line.add_setting_option(*scan, "--shard", "shard",
+                            "scan only files whose SHA-256 falls in shard K of N, so N jobs "
+                            "can split one tree")
+        ->type_name("K/N");
+    add_provider_options(*scan, line);
+    add_redis_options(*scan, line);
     scan->callback([&line] { line.command = "scan"; });
 }
 
@@ -123,6 +130,7 @@ void add_cache_command(CLI::App& app, CommandLine& line) {
     add_dir(*get);
     get->add_option("sha256", line.sha256, "64 hex digits")->required();
     get->callback([&line] { line.command = "cache get"; });
+    add_redis_cache_commands(*cache, line);
 }
 
 void add_flags_command(CLI::App& app, CommandLine& line) {
@@ -145,6 +153,7 @@ int run(int argc, char** argv) {
     add_hash_command(app, line);
     add_cache_command(app, line);
     add_flags_command(app, line);
+    add_providers_command(app, line);
 
     try {
         app.parse(argc, argv);

@@ -1,6 +1,7 @@
 #include "cli/commands.hpp"
 
 #include "cli/app.hpp"
+#include "cli/extensions.hpp"
 #include "cli/registry.hpp"
 #include "cli/signals.hpp"
 
@@ -46,7 +47,9 @@ Result<Settings> load_settings(const CommandLine& line) {
     if (auto ok = settings.load_environment(); !ok) {
         return std::unexpected(ok.error());
     }
-    for (const auto& [option, name] : line.setting_options) {
+    for (const SettingOption& entry : line.setting_options) {
+        const CLI::Option* option = entry.option;
+        const std::string& name = entry.setting;
         if (option->count() == 0) {
             continue;
         }
@@ -54,7 +57,7 @@ Result<Settings> load_settings(const CommandLine& line) {
         if (settings.spec(name).kind == SettingKind::list) {
             ok = settings.set_list_from_command_line(name, option->as<std::vector<std::string>>());
         } else if (option->get_expected_min() == 0) {
-            ok = settings.set_from_command_line(name, "true");
+            ok = settings.set_from_command_line(name, entry.flag_value);
         } else {
             ok = settings.set_from_command_line(name, option->as<std::string>());
         }
@@ -147,7 +150,12 @@ int run_walk_command(const CommandLine& line, const Settings& settings, Pipeline
             return k_exit_error;
         }
         extractor = std::move(*created);
-        analysis = make_local_service(make_builtin_analyser(rules->content_hash()));
+        auto service = make_scan_analysis(settings, rules, print_warning);
+        if (!service) {
+            print_error(service.error().message);
+            return k_exit_error;
+        }
+        analysis = std::move(*service);
     }
 
     const bool use_sqlite = mode == PipelineMode::scan && settings.flag("sqlite-cache");
@@ -163,6 +171,13 @@ int run_walk_command(const CommandLine& line, const Settings& settings, Pipeline
     }
     if (use_sqlite && *database) {
         tiers.push_back((*database)->make_verdict_tier());
+    }
+    if (mode == PipelineMode::scan) {
+        auto shared = add_shared_tiers(settings, tiers, database->get(), analysis, print_warning);
+        if (!shared) {
+            print_error(shared.error().message);
+            return k_exit_error;
+        }
     }
     TieredCache cache(std::move(tiers));
 
@@ -267,11 +282,41 @@ int run_cache_command(const CommandLine& line, const Settings& settings) {
 
 } // namespace
 
+CLI::Option* CommandLine::add_setting_option(CLI::App& command, const std::string& names,
+                                             const std::string& setting,
+                                             const std::string& description) {
+    std::string& storage = m_values.emplace_back();
+    CLI::Option* option = command.add_option(names, storage, description);
+    add(option, setting);
+    return option;
+}
+
+CLI::Option* CommandLine::add_setting_list_option(CLI::App& command, const std::string& names,
+                                                  const std::string& setting,
+                                                  const std::string& description) {
+    std::vector<std::string>& storage = m_lists.emplace_back();
+    CLI::Option* option = command.add_option(names, storage, description);
+    add(option, setting);
+    return option;
+}
+
+CLI::Option* CommandLine::add_setting_flag(CLI::App& command, const std::string& names,
+                                           const std::string& setting, const std::string& value,
+                                           const std::string& description) {
+    bool& storage = m_flags.emplace_back(false);
+    CLI::Option* option = command.add_flag(names, storage, description);
+    setting_options.push_back(SettingOption{option, setting, value});
+    return option;
+}
+
 int run_command(const CommandLine& line) {
     auto settings = load_settings(line);
     if (!settings) {
         print_error(settings.error().message);
         return k_exit_error;
+    }
+    if (line.action) {
+        return line.action(line, *settings);
     }
     if (line.command == "scan") {
         return run_walk_command(line, *settings, PipelineMode::scan);

@@ -1,13 +1,25 @@
 // What the command line parsed, and the subcommands that act on it.
 #pragma once
 
+#include <athena/config.hpp>
+
 #include <CLI/CLI.hpp>
 
+#include <deque>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace athena::cli {
+
+// A command-line option that sets a setting when given. A flag option (no argument) sets
+// `flag_value`.
+struct SettingOption {
+    CLI::Option* option = nullptr;
+    std::string setting;
+    std::string flag_value = "true";
+};
 
 struct CommandLine {
     std::string command; // "scan", "hash", "cache stats", ...
@@ -32,10 +44,32 @@ struct CommandLine {
     std::string sha256;
 
     // Options that map onto a setting: applied as the command-line layer when given.
-    std::vector<std::pair<CLI::Option*, std::string>> setting_options;
+    std::vector<SettingOption> setting_options;
     void add(CLI::Option* option, std::string setting_name) {
-        setting_options.emplace_back(option, std::move(setting_name));
+        setting_options.push_back(SettingOption{option, std::move(setting_name)});
     }
+
+    // Declares an option whose value goes straight to a setting, with storage kept here, so
+    // a module can add options without a field in this struct. Returns the option for
+    // further configuration (type_name, check).
+    CLI::Option* add_setting_option(CLI::App& command, const std::string& names,
+                                    const std::string& setting, const std::string& description);
+    CLI::Option* add_setting_list_option(CLI::App& command, const std::string& names,
+                                         const std::string& setting,
+                                         const std::string& description);
+    // A flag without argument that sets `setting` to `value` (e.g. --no-failover sets
+    // ai-failover to "false").
+    CLI::Option* add_setting_flag(CLI::App& command, const std::string& names,
+                                  const std::string& setting, const std::string& value,
+                                  const std::string& description);
+
+    // Set by a subcommand that a module declares; run with the layered settings.
+    std::function<int(const CommandLine&, const Settings&)> action;
+
+private:
+    std::deque<std::string> m_values;
+    std::deque<std::vector<std::string>> m_lists;
+    std::deque<bool> m_flags;
 };
 
 // Runs the parsed subcommand and returns the exit status. Startup errors (bad settings, an

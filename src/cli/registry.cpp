@@ -1,5 +1,7 @@
 #include "cli/registry.hpp"
 
+#include "cli/extensions.hpp"
+
 namespace athena::cli {
 namespace {
 
@@ -69,6 +71,11 @@ void define_settings(Settings& settings) {
     settings.define(value("color", SettingKind::choice, "output.color", {}, "auto",
                           "colour the level column: auto (on a terminal), always, never",
                           {"auto", "always", "never"}));
+    settings.define(value("shard", SettingKind::string, "scan.shard", {"ATHENA_SHARD"}, "",
+                          "scan only files whose SHA-256 falls in shard K of N (K/N, K from 1)"));
+
+    define_provider_settings(settings);
+    define_redis_settings(settings);
 }
 
 } // namespace athena::cli
