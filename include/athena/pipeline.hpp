@@ -65,6 +65,7 @@ struct RunSummary {
     std::uint64_t cache_misses = 0;
     std::map<std::string, std::uint64_t> hits_by_tier;
     std::uint64_t cache_store_errors = 0;
+    std::uint64_t skipped_other_shard = 0;
     std::map<std::string, std::uint64_t> by_level;
     WalkStats walk;
     StageTimes stages;
@@ -94,7 +95,14 @@ struct PipelineOptions {
     bool cache_results = true; // store fresh verdicts
     bool sort_by_path = false;
     ThreatLevel fail_on = ThreatLevel::malicious;
+    // Split a scan across shard_count jobs: this run keeps the files whose digest falls in
+    // shard_index (0-based). Files of other shards get no record and count as skipped.
+    std::uint32_t shard_index = 0;
+    std::uint32_t shard_count = 1;
 };
+
+// The shard a digest belongs to: its first 16 hex digits as a number, modulo shard_count.
+std::uint32_t shard_of(const std::string& sha256, std::uint32_t shard_count);
 
 // Everything a run uses; the caller owns them. database may be null (no SQLite at all);
 // cache may be empty; analysis and extractor are required in scan mode.

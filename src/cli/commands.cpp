@@ -92,8 +92,21 @@ std::filesystem::path cache_folder(const Settings& settings) {
     return std::filesystem::path(".athena-cache");
 }
 
-PipelineOptions pipeline_options(const CommandLine& line, const Settings& settings,
-                                 PipelineMode mode) {
+// Parses "K/N" (1 <= K <= N) into a 0-based index and a count.
+Result<std::pair<std::uint32_t, std::uint32_t>> parse_shard(const std::string& text) {
+    unsigned index = 0;
+    unsigned count = 0;
+    char tail = 0;
+    if (std::sscanf(text.c_str(), "%u/%u%c", &index, &count, &tail) != 2 || count == 0 ||
+        index == 0 || index > count || count > 1'000'000) {
+        return fail("usage", "invalid --shard '" + text + "': expected K/N with 1 <= K <= N, "
+                                                          "e.g. 2/4");
+    }
+    return std::pair{static_cast<std::uint32_t>(index - 1), static_cast<std::uint32_t>(count)};
+}
+
+Result<PipelineOptions> pipeline_options(const CommandLine& line, const Settings& settings,
+                                         PipelineMode mode) {
     PipelineOptions options;
     options.mode = mode;
     options.roots = line.paths;
@@ -108,6 +121,13 @@ PipelineOptions pipeline_options(const CommandLine& line, const Settings& settin
     options.cache_results = settings.flag("cache-results");
     options.sort_by_path = line.sort == "path";
     options.fail_on = parse_threat_level(settings.text("fail-on")).value_or(ThreatLevel::malicious);
+    if (const std::string shard = settings.text("shard"); !shard.empty()) {
+        auto parsed = parse_shard(shard);
+        if (!parsed) {
+            return std::unexpected(parsed.error());
+        }
+        std::tie(options.shard_index, options.shard_count) = *parsed;
+    }
     return options;
 }
 
@@ -128,7 +148,12 @@ Result<std::shared_ptr<CacheDatabase>> open_database(const Settings& settings, b
 }
 
 int run_walk_command(const CommandLine& line, const Settings& settings, PipelineMode mode) {
-    const PipelineOptions options = pipeline_options(line, settings, mode);
+    const auto parsed_options = pipeline_options(line, settings, mode);
+    if (!parsed_options) {
+        print_error(parsed_options.error().message);
+        return k_exit_error;
+    }
+    const PipelineOptions& options = *parsed_options;
 
     std::shared_ptr<RuleSet> rules;
     std::unique_ptr<EvidenceExtractor> extractor;

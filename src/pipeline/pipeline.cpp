@@ -147,6 +147,7 @@ private:
     std::uint64_t m_walk_ns = 0;
     std::atomic<std::uint64_t> m_walk_wait_ns{0};
     bool m_warned_store = false;
+    std::atomic<std::uint64_t> m_skipped_other_shard{0};
 
     // Files handed to the analysis service or parked on a slot, not yet finished.
     std::mutex m_deferred_mutex;
@@ -233,7 +234,15 @@ bool Pipeline::process(WalkEntry&& entry, const WorkPtr& work) {
 
     thread_local std::vector<std::uint8_t> content;
     content.clear();
-    if (!resolve_digest(entry, *work, content) || m_options.mode == PipelineMode::hash) {
+    if (!resolve_digest(entry, *work, content)) {
+        return true;
+    }
+    if (m_options.shard_count > 1 &&
+        shard_of(record.sha256, m_options.shard_count) != m_options.shard_index) {
+        ++m_skipped_other_shard;
+        return false; // another job's file: no record
+    }
+    if (m_options.mode == PipelineMode::hash) {
         return true;
     }
     return resolve_verdict(entry, work, content);
@@ -508,6 +517,7 @@ RunSummary Pipeline::run(RecordSink& sink) {
     summary.files_hashed = m_counters.files_hashed;
     summary.stat_cache_hits = m_counters.stat_cache_hits;
     summary.analyses = m_counters.analyses;
+    summary.skipped_other_shard = m_skipped_other_shard;
     if (m_services.cache != nullptr) {
         for (const Error& error : m_services.cache->take_errors()) {
             if (m_services.warn) {
@@ -545,6 +555,11 @@ RunSummary Pipeline::run(RecordSink& sink) {
 }
 
 } // namespace
+
+std::uint32_t shard_of(const std::string& sha256, std::uint32_t shard_count) {
+    const std::uint64_t prefix = std::stoull(sha256.substr(0, 16), nullptr, 16);
+    return static_cast<std::uint32_t>(prefix % shard_count);
+}
 
 unsigned default_worker_threads() {
     const unsigned cores = std::max(1u, std::thread::hardware_concurrency());

@@ -233,7 +233,8 @@ std::string summary_json(const RunSummary& summary) {
                            {"too_large", summary.walk.skipped_too_large},
                            {"special", summary.walk.skipped_special},
                            {"other_device", summary.walk.skipped_other_device},
-                           {"symlink_loops", summary.walk.symlink_loops}};
+                           {"symlink_loops", summary.walk.symlink_loops},
+                           {"other_shard", summary.skipped_other_shard}};
     json["timings_ms"] = Json{{"walk", round_ms(to_ms(stages.walk_ns))},
                               {"stat_cache", round_ms(to_ms(stages.stat_cache_ns))},
                               {"hash", round_ms(to_ms(stages.hash_ns))},
@@ -266,11 +267,12 @@ std::string format_report(const RunSummary& summary, PipelineMode mode) {
     const std::uint64_t skipped = walk.skipped_symlinks + walk.skipped_excluded +
                                   walk.skipped_too_large + walk.skipped_special +
                                   walk.skipped_other_device;
-    if (skipped > 0) {
+    if (skipped + summary.skipped_other_shard > 0) {
         out += fmt::format("skipped   {} symlinks, {} excluded, {} too large, {} special, "
-                           "{} on other devices\n",
+                           "{} on other devices, {} in other shards\n",
                            walk.skipped_symlinks, walk.skipped_excluded, walk.skipped_too_large,
-                           walk.skipped_special, walk.skipped_other_device);
+                           walk.skipped_special, walk.skipped_other_device,
+                           summary.skipped_other_shard);
     }
     if (mode == PipelineMode::scan) {
         std::string tiers;

@@ -43,4 +43,23 @@ expect_eq "one file system" "$(summary_field .files)" 3
 run_athena scan --json "$WORK/tree/link-to-outside"
 expect_eq "root symlink followed" "$(paths)" "tree/link-to-outside/three.txt"
 
+# --shard K/N splits files by digest: the shards are disjoint and together cover the tree.
+mkdir -p "$WORK/many"
+for i in $(seq 1 60); do
+    printf 'shard me %d\n' "$i" >"$WORK/many/f$i"
+done
+shard_paths() { jq -r 'select(.type=="file") | .path' <<<"$OUT" | LC_ALL=C sort; }
+run_athena scan --json --shard 1/3 "$WORK/many"
+first=$(shard_paths)
+run_athena scan --json --shard 2/3 "$WORK/many"
+second=$(shard_paths)
+run_athena scan --json --shard 3/3 "$WORK/many"
+third=$(shard_paths)
+expect_eq "shards cover the tree" "$(printf '%s\n%s\n%s\n' "$first" "$second" "$third" |
+    grep -c .)" 60
+expect_eq "shards are disjoint" "$(printf '%s\n%s\n%s\n' "$first" "$second" "$third" |
+    grep . | sort | uniq -d | grep -c . || true)" 0
+run_athena scan --shard 4/3 "$WORK/many"
+expect_eq "bad shard exit status" "$RC" 2
+
 finish
