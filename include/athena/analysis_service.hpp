@@ -9,6 +9,8 @@
 #include <athena/evidence.hpp>
 #include <athena/verdict.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -59,6 +61,12 @@ public:
     // Stops admitting requests and waits up to `grace` for those in flight; the rest end
     // with an error of kind "interrupted". Called once, after the last submit.
     virtual void shutdown(std::chrono::milliseconds grace) = 0;
+
+    // The service's own part of the run summary, called once after shutdown: added to the
+    // NDJSON summary under the key "analysis" (e.g. per-provider requests, tokens, cost,
+    // breaker timeline) and printed after the run report. Empty by default.
+    virtual nlohmann::ordered_json summary_json() const { return nlohmann::ordered_json::object(); }
+    virtual std::string report_text() const { return {}; }
 };
 
 // Runs an Analyser synchronously inside submit(): no network, no queue.

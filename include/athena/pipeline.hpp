@@ -70,6 +70,9 @@ struct RunSummary {
     WalkStats walk;
     StageTimes stages;
     double duration_ms = 0.0;
+    // From AnalysisService::summary_json() and report_text().
+    nlohmann::ordered_json analysis = nlohmann::ordered_json::object();
+    std::string analysis_report;
     int exit_code = 0;
     bool interrupted = false;
     int interrupt_signal = 0;

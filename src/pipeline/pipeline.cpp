@@ -383,7 +383,9 @@ void Pipeline::complete(const WorkPtr& work, AnalysisOutcome&& outcome,
     record.cost_usd = outcome.cost_usd;
     if (outcome.verdict) {
         record.verdict = *outcome.verdict;
-        work->is_fresh_verdict = true;
+        // A fallback verdict stands in for an AI verdict that failed: it is printed but not
+        // stored under the AI profile, so a later run asks the AI again.
+        work->is_fresh_verdict = !outcome.is_fallback;
         publish(*slot,
                 CacheEntry{*outcome.verdict, record.provider, record.model, record.file_type,
                            static_cast<std::int64_t>(std::time(nullptr))},
@@ -524,6 +526,10 @@ RunSummary Pipeline::run(RecordSink& sink) {
                 m_services.warn("cache tier failed: " + error.message);
             }
         }
+    }
+    if (m_services.analysis != nullptr) {
+        summary.analysis = m_services.analysis->summary_json();
+        summary.analysis_report = m_services.analysis->report_text();
     }
     summary.walk = m_walk_stats;
     summary.stages.walk_ns = m_walk_ns > m_walk_wait_ns ? m_walk_ns - m_walk_wait_ns : 0;

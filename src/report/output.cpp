@@ -183,6 +183,17 @@ std::string file_record_json(const FileRecord& record) {
     json["cache"] = record.cache.empty() ? Json(nullptr) : Json(record.cache);
     json["provider"] = record.provider.empty() ? Json(nullptr) : Json(record.provider);
     json["model"] = record.model.empty() ? Json(nullptr) : Json(record.model);
+    json["fallback"] = record.is_fallback;
+    if (record.usage.empty()) {
+        json["tokens"] = nullptr;
+        json["cost_usd"] = nullptr;
+    } else {
+        json["tokens"] = Json{{"input", record.usage.input},
+                              {"cached_input", record.usage.cached_input},
+                              {"cache_write", record.usage.cache_write},
+                              {"output", record.usage.output}};
+        json["cost_usd"] = record.cost_usd;
+    }
     if (record.error) {
         json["error"] = Json{{"kind", record.error->kind},
                              {"message", to_utf8_lossy(record.error->message)}};
@@ -242,6 +253,9 @@ std::string summary_json(const RunSummary& summary) {
                               {"analyse", round_ms(to_ms(stages.analyse_ns))},
                               {"store", round_ms(to_ms(stages.store_ns))},
                               {"emit", round_ms(to_ms(stages.emit_ns))}};
+    if (!summary.analysis.empty()) {
+        json["analysis"] = summary.analysis;
+    }
     json["duration_ms"] = round_ms(summary.duration_ms);
     json["interrupted"] = summary.interrupted;
     json["exit_code"] = summary.exit_code;
@@ -297,6 +311,7 @@ std::string format_report(const RunSummary& summary, PipelineMode mode) {
                        summary.duration_ms, to_ms(s.walk_ns), to_ms(s.stat_cache_ns),
                        to_ms(s.hash_ns), to_ms(s.lookup_ns), to_ms(s.analyse_ns),
                        to_ms(s.store_ns), to_ms(s.emit_ns));
+    out += summary.analysis_report;
     return out;
 }
 
