@@ -36,8 +36,9 @@ const char* level_color(ThreatLevel level) {
     return "";
 }
 
-// The short reason of a text line: signatures when there are some, else the summary.
-std::string short_reason(const Verdict& verdict) {
+// The short reason of a text line: family and signatures when there are some; for a benign
+// file without any, its type up to the first comma; else the summary.
+std::string short_reason(const Verdict& verdict, const std::string& file_type) {
     std::string reason;
     if (!verdict.malware_family.empty()) {
         reason = verdict.malware_family;
@@ -48,6 +49,9 @@ std::string short_reason(const Verdict& verdict) {
             names += (names.empty() ? "" : ",") + signature;
         }
         reason += (reason.empty() ? "" : ": ") + names;
+    }
+    if (reason.empty() && verdict.threat_level == ThreatLevel::benign && !file_type.empty()) {
+        reason = file_type.substr(0, file_type.find(','));
     }
     if (reason.empty()) {
         reason = verdict.summary;
@@ -71,7 +75,7 @@ public:
             }
             const ThreatLevel level = record.verdict->threat_level;
             line = fmt::format("{}{:<10}{} {}  {}", color(level_color(level)), to_string(level),
-                               reset(), path, short_reason(*record.verdict));
+                               reset(), path, short_reason(*record.verdict, record.file_type));
         } else {
             line = fmt::format("{:<10} {}", "ok", path);
         }
