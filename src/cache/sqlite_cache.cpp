@@ -215,6 +215,9 @@ public:
         if (!connection) {
             return std::unexpected(connection.error());
         }
+        // Readers map the file instead of copying each page through read(): on a warm run
+        // every file costs two look-ups, and the copies showed up as a tenth of the time.
+        (void)execute(connection->get(), "PRAGMA mmap_size = 1073741824");
         auto reader = std::make_unique<ReaderConnection>();
         auto verdict = prepare(connection->get(),
                                "SELECT entry FROM verdicts WHERE sha256 = ?1 AND profile = ?2");

@@ -70,11 +70,6 @@ public:
     bool is_stopped() const { return m_is_stopped || m_stop.load(std::memory_order_relaxed); }
 
 private:
-    struct Pending {
-        std::string name;
-        unsigned char type; // d_type; DT_UNKNOWN when the file system does not say
-    };
-
     void walk_folder(const std::string& path, const struct stat& info) {
         if (is_stopped()) {
             return;
@@ -94,9 +89,9 @@ private:
         }
         ++m_stats.folders;
 
-        // Read the folder whole and close it before descending, so deep trees never hold
-        // one descriptor per level.
-        std::vector<Pending> entries;
+        // Read the folder whole, stat its entries relative to its descriptor (no path look-up
+        // per file), and close it before descending, so deep trees never hold one descriptor
+        // per level.
         const int dir_fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         DIR* folder = dir_fd >= 0 ? ::fdopendir(dir_fd) : nullptr;
         if (folder == nullptr) {
@@ -107,36 +102,46 @@ private:
             report_error(path, "io", "cannot open folder: " + errno_text(error));
             return;
         }
+        std::vector<std::string> names;
         while (const dirent* entry = ::readdir(folder)) {
             const std::string_view name = entry->d_name;
-            if (name == "." || name == "..") {
-                continue;
+            if (name != "." && name != "..") {
+                names.emplace_back(name);
             }
-            entries.push_back(Pending{std::string(name), entry->d_type});
+        }
+        std::sort(names.begin(), names.end());
+
+        std::vector<std::pair<std::string, struct stat>> subfolders;
+        for (const std::string& name : names) {
+            if (is_stopped()) {
+                break;
+            }
+            visit_child(dir_fd, path, name, subfolders);
         }
         ::closedir(folder);
-        std::sort(entries.begin(), entries.end(),
-                  [](const Pending& a, const Pending& b) { return a.name < b.name; });
 
-        for (const Pending& entry : entries) {
+        for (const auto& [subfolder, sub_info] : subfolders) {
             if (is_stopped()) {
                 return;
             }
-            visit_child(path, entry);
+            walk_folder(subfolder, sub_info);
         }
     }
 
-    void visit_child(const std::string& folder, const Pending& entry) {
-        const std::string path = join(folder, entry.name);
-        if (!m_options.excludes.empty() && is_excluded(path, entry.name, m_options.excludes)) {
+    // Files are delivered at once; folders are collected and walked after this folder's
+    // descriptor is closed.
+    void visit_child(int dir_fd, const std::string& folder, const std::string& name,
+                     std::vector<std::pair<std::string, struct stat>>& subfolders) {
+        std::string path = join(folder, name);
+        if (!m_options.excludes.empty() && is_excluded(path, name, m_options.excludes)) {
             ++m_stats.skipped_excluded;
             return;
         }
         struct stat info{};
-        if (::lstat(path.c_str(), &info) != 0) {
+        if (::fstatat(dir_fd, name.c_str(), &info, AT_SYMLINK_NOFOLLOW) != 0) {
             const int error = errno;
             if (error == ENOENT) {
-                return; // removed between readdir and lstat: nothing left to scan
+                return; // removed between readdir and stat: nothing left to scan
             }
             report_error(path, "io", "cannot stat: " + errno_text(error));
             return;
@@ -146,13 +151,13 @@ private:
                 ++m_stats.skipped_symlinks;
                 return;
             }
-            if (::stat(path.c_str(), &info) != 0) {
+            if (::fstatat(dir_fd, name.c_str(), &info, 0) != 0) {
                 ++m_stats.skipped_symlinks; // dangling link: nothing to scan
                 return;
             }
         }
         if (S_ISDIR(info.st_mode)) {
-            walk_folder(path, info);
+            subfolders.emplace_back(std::move(path), info);
         } else {
             visit_file(path, info);
         }
