@@ -44,8 +44,7 @@ RandomSource default_random_source();
 
 // Returns the capped delay of `attempt` (0 for the first retry or the first opening) before
 // jitter. Saturates at `cap` instead of overflowing for large attempt numbers.
-std::chrono::milliseconds nominal_backoff_delay(const BackoffConfig& config,
-                                                std::uint32_t attempt);
+std::chrono::milliseconds nominal_backoff_delay(const BackoffConfig& config, std::uint32_t attempt);
 
 // Returns the nominal delay of `attempt` with jitter drawn from `random`, rounded to the
 // nearest millisecond and never above `cap`.

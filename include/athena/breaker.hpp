@@ -1,10 +1,12 @@
 // Circuit breaker, one per provider: stops calls to a provider that fails or hangs, and lets
 // a few probe calls through after a reset timeout to find out whether it has recovered.
 //
-//   closed ──(failure_threshold consecutive failures, or the adaptive window trips)──► open
-//   open ──(reset timeout elapsed; the next admit() becomes a probe)──► half_open
-//   half_open ──(success_threshold probe successes)──► closed
-//   half_open ──(a probe fails, or in adaptive mode is slow)──► open, with a longer timeout
+//   closed -> open         failure_threshold consecutive failures, or the adaptive window
+//                          trips
+//   open -> half_open      the reset timeout has elapsed; the next admit() is the first probe
+//   half_open -> closed    success_threshold probe successes
+//   half_open -> open      a probe fails (or, in adaptive mode, is slow); the next reset
+//                          timeout is longer
 //
 // Every call goes admit() → provider request → record(permit, outcome). The caller decides
 // what the outcome is (see CallOutcome and outcome_for_http_status).
@@ -35,8 +37,8 @@ enum class CallOutcome {
 
 std::string_view to_string(CallOutcome outcome);
 
-// Maps an HTTP status to an outcome: 2xx success; 408, 429 and 5xx failure; other 4xx
-// ignored; anything else (1xx, 3xx, 0 for no response) failure.
+// Maps an HTTP status to an outcome. 2xx is a success, and 408, 429 and 5xx are failures.
+// Other 4xx statuses are ignored. Anything else (1xx, 3xx, 0 for no response) is a failure.
 CallOutcome outcome_for_http_status(int status);
 
 enum class BreakerState { closed, open, half_open };
@@ -45,7 +47,8 @@ enum class BreakerState { closed, open, half_open };
 std::string_view to_string(BreakerState state);
 
 struct BreakerConfig {
-    // Consecutive failures (ignored outcomes do not break the run) that open a closed breaker.
+    // Consecutive failures that open a closed breaker. Ignored outcomes between two failures
+    // neither count nor reset the count.
     std::uint32_t failure_threshold = 3;
     // Probe successes in half_open that close the breaker.
     std::uint32_t success_threshold = 2;
@@ -152,9 +155,9 @@ struct BreakerCounters {
 struct BreakerSnapshot {
     std::string provider;
     BreakerState state = BreakerState::closed;
-    std::uint32_t consecutive_failures = 0; // in closed state
-    std::uint32_t probe_successes = 0;      // in half_open state
-    std::uint32_t in_flight = 0;            // admitted calls of the current state not recorded
+    std::uint32_t consecutive_failures = 0;     // in closed state
+    std::uint32_t probe_successes = 0;          // in half_open state
+    std::uint32_t in_flight = 0;                // admitted calls of the current state not recorded
     std::chrono::milliseconds reset_timeout{0}; // of the current or most recent opening
     std::chrono::milliseconds retry_in{0};      // in open state: time left until a probe
     WindowSummary window;                       // in closed state with adaptive mode on
@@ -185,8 +188,8 @@ public:
     BreakerPermit& operator=(const BreakerPermit&) = delete;
     ~BreakerPermit();
 
-    std::uint64_t id() const { return m_id; }          // unique per breaker, from 1
-    bool is_probe() const { return m_is_probe; }       // admitted in half_open
+    std::uint64_t id() const { return m_id; }    // unique per breaker, from 1
+    bool is_probe() const { return m_is_probe; } // admitted in half_open
     SteadyTime started_at() const { return m_started_at; }
     bool is_valid() const { return m_core != nullptr; } // false once recorded or moved from
 
@@ -202,10 +205,10 @@ private:
     SteadyTime m_started_at;
 };
 
-// Thread-safe: every operation runs under one mutex. That suffices because each operation is
-// a few comparisons plus window bookkeeping, bounded by the calls in flight and in the window,
-// and the rate of provider calls is far below what one lock can serve. Transition listeners
-// run after the mutex is released.
+// Thread-safe: every operation runs under one mutex. That suffices because an operation holds
+// it only for a few comparisons and window updates, with no I/O and no callbacks, and provider
+// calls (network round trips, limited by the bulkheads) are too few to contend for it much.
+// Transition listeners run after the mutex is released.
 //
 // When the adaptive check runs: in admit() while closed (before deciding), in record() after
 // a closed-state outcome, and in evaluate(). Calls still in flight longer than the slow
@@ -229,9 +232,9 @@ public:
     CircuitBreaker& operator=(const CircuitBreaker&) = delete;
 
     // Admits a call or rejects it at once. Moves open to half_open when the reset timeout
-    // has elapsed (this call is then the first probe). Errors: kind "breaker_open" (open, or
-    // half_open with every probe slot in use), with a message naming the provider, the
-    // reason it opened and the time until the next probe.
+    // has elapsed (this call is then the first probe). Errors: kind "breaker_open" while
+    // open, with a message naming the provider, the reason it opened and the time until the
+    // next probe; the same kind in half_open when every probe slot is in use.
     Result<BreakerPermit> admit();
 
     // Records the outcome of an admitted call and releases its permit. The latency is the
@@ -250,7 +253,8 @@ public:
 
     // Sets the function called after each transition, for logging and metrics, replacing
     // the previous one. It runs on the thread whose call caused the transition, after the
-    // breaker's lock is released, so it may call the breaker.
+    // breaker's lock is released, so it may call the breaker. It must not throw, because a
+    // permit's destructor can cause a transition.
     void on_transition(BreakerTransitionListener listener);
 
 private:

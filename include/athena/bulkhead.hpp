@@ -1,20 +1,21 @@
 // Bulkhead: a counting semaphore with a bounded FIFO queue and a queue timeout. One per
 // provider limits the calls in flight to it; one more ("global") limits AI calls across all
-// providers. Acquire them in one fixed order everywhere (the provider's, then the global
-// one), so that two callers never wait on each other.
+// providers. Callers should acquire them in one fixed order (the provider's, then the global
+// one). Two callers that take them in opposite orders can each hold the slot that the other
+// waits for, until the queue timeout ends the wait.
 //
 // Three ways to get a slot:
 //   acquire()        blocks the calling thread in the queue, up to queue_timeout
-//   try_acquire()    never blocks and never queues
-//   acquire_async()  never blocks: returns a permit at once, or queues the request and hands
-//                    the permit (or the timeout) to a callback later. This is the entry point
-//                    for the dispatcher's event loop (one libcurl-multi thread), which must
-//                    not block: it calls next_deadline() to size its poll timeout and
-//                    expire_waiters() when that timeout fires.
+//   try_acquire()    never waits for a slot and never queues
+//   acquire_async()  never waits for a slot: returns a permit at once, or queues the
+//                    request and hands the permit (or the timeout) to a callback later.
+//                    This is the entry point for the dispatcher's event loop (one
+//                    libcurl-multi thread), which must not block: it calls next_deadline()
+//                    to size its poll timeout and expire_waiters() when that timeout fires.
 //
 // Queued requests, blocking and asynchronous alike, are served strictly in arrival order: a
 // released slot passes straight to the oldest waiter, and no caller can take a free slot
-// while anyone is queued.
+// while a request is queued.
 #pragma once
 
 #include <athena/clock.hpp>
@@ -32,8 +33,8 @@
 namespace athena {
 
 struct BulkheadConfig {
-    std::size_t max_concurrent = 20; // slots: permits held at the same time
-    std::size_t max_queued = 100;    // waiters beyond this are rejected at once
+    std::size_t max_concurrent = 20;                 // slots: permits held at the same time
+    std::size_t max_queued = 100;                    // waiters beyond this are rejected at once
     std::chrono::milliseconds queue_timeout{60'000}; // maximum time a waiter stays queued
 };
 
@@ -44,7 +45,7 @@ BulkheadConfig global_bulkhead_config();
 Result<void> validate_bulkhead_config(const BulkheadConfig& config, std::string_view name);
 
 // Percentiles of a duration distribution. They come from fixed histogram buckets (0, 1, 2,
-// 5, 10, 20, 50 ms ... 300 s) and report the upper bound of the bucket that holds the
+// 5, 10, 20, 50 ms ... 300 s) and report the upper bound of the bucket that contains the
 // percentile, but never more than the largest value seen. So a value may overstate the true
 // percentile by up to one bucket width.
 struct DurationPercentiles {
@@ -58,14 +59,14 @@ struct DurationPercentiles {
 struct BulkheadStats {
     std::string name;
     std::size_t max_concurrent = 0;
-    std::size_t active = 0;      // permits held now
-    std::size_t queued = 0;      // waiters now
-    std::size_t peak_active = 0; // highest `active` seen
-    std::size_t peak_queued = 0; // highest `queued` seen
-    std::uint64_t acquired = 0;  // permits granted, at once or after queueing
-    std::uint64_t rejected = 0;  // queue full, or try_acquire() found no free slot
-    std::uint64_t timed_out = 0; // waiters removed after queue_timeout
-    std::uint64_t cancelled = 0; // asynchronous waiters removed by cancel()
+    std::size_t active = 0;        // permits held now
+    std::size_t queued = 0;        // waiters now
+    std::size_t peak_active = 0;   // highest `active` seen
+    std::size_t peak_queued = 0;   // highest `queued` seen
+    std::uint64_t acquired = 0;    // permits granted, at once or after queueing
+    std::uint64_t rejected = 0;    // queue full, or try_acquire() found no free slot
+    std::uint64_t timed_out = 0;   // waiters removed after queue_timeout
+    std::uint64_t cancelled = 0;   // asynchronous waiters removed by cancel()
     DurationPercentiles wait;      // request to grant, for every granted permit (0 if at once)
     DurationPercentiles execution; // grant to release, for every released permit
 };
@@ -110,13 +111,14 @@ using PermitCallback = std::move_only_function<void(Result<BulkheadPermit>)>;
 // Immediate result of acquire_async().
 struct AsyncAcquire {
     std::optional<BulkheadPermit> permit; // set when a slot was free; the callback never runs
-    std::uint64_t ticket = 0; // set (non-zero) when queued; the callback runs exactly once,
-                              // unless cancel(ticket) returns true first
+    // Set (non-zero) when queued. The callback then runs once, with a permit or a timeout
+    // error, unless cancel(ticket) returns true first.
+    std::uint64_t ticket = 0;
 };
 
-// Thread-safe: one mutex guards the slots, the queue and the statistics. Each operation holds
-// it for a few steps, never while it waits or runs a callback, which is enough for a few
-// hundred provider calls a second.
+// Thread-safe: one mutex guards the slots, the queue and the statistics. An operation holds it
+// only for a few steps, never while it waits or runs a callback, and provider calls are
+// network round trips, so the lock is not a bottleneck.
 class Bulkhead {
 public:
     // `name` ("openai", "global") appears in messages and statistics. The config should have
@@ -133,13 +135,15 @@ public:
     // queue_timeout.
     Result<BulkheadPermit> acquire();
 
-    // Returns a permit if a slot is free and nobody is queued. Errors: kind "bulkhead_full".
+    // Returns a permit if a slot is free and no request is queued. Errors: kind
+    // "bulkhead_full".
     Result<BulkheadPermit> try_acquire();
 
-    // Returns a permit if a slot is free and nobody is queued; otherwise queues the request
+    // Returns a permit if a slot is free and no request is queued. Otherwise queues the request
     // and returns its ticket, and `on_ready` later receives the permit or a
-    // "bulkhead_timeout" error (see PermitCallback). Never blocks and never runs `on_ready`
-    // itself. Errors: kind "bulkhead_full" when the queue is full (`on_ready` never runs).
+    // "bulkhead_timeout" error (see PermitCallback). Never waits for a slot and never runs
+    // `on_ready` itself. Errors: kind "bulkhead_full" when the queue is full (`on_ready` never
+    // runs).
     Result<AsyncAcquire> acquire_async(PermitCallback on_ready);
 
     // Removes a queued asynchronous request. Returns false if it is no longer queued (its
@@ -152,7 +156,7 @@ public:
     // loop's timer.
     std::size_t expire_waiters();
 
-    // The time at which the oldest waiter times out; empty when nobody is queued.
+    // The time at which the oldest waiter times out; empty when no request is queued.
     std::optional<SteadyTime> next_deadline() const;
 
     BulkheadStats stats() const;
