@@ -1,5 +1,5 @@
 // The seam between the pipeline and whatever produces verdicts. The pipeline hands each
-// cache miss's evidence to submit() and moves on; the outcome arrives through a callback, so
+// cache miss's evidence to submit() and moves on. The outcome arrives through a callback, so
 // one event-loop thread can keep hundreds of provider requests in flight while the workers
 // go on hashing.
 #pragma once
@@ -40,7 +40,7 @@ struct AnalysisOutcome {
     Result<Verdict> verdict = fail("analysis", "no analysis ran");
     std::string provider; // who produced the verdict (or failed last)
     std::string model;
-    bool is_fallback = false; // the builtin analyser answered instead of an AI provider
+    bool is_fallback = false; // the builtin analyser produced it because no AI provider could
     TokenUsage usage;
     double cost_usd = 0.0;
 };

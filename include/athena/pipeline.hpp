@@ -120,7 +120,7 @@ struct PipelineServices {
     std::function<void(const std::string&)> warn;
 };
 
-// Runs the pipeline until every file is done or `interrupt` holds a signal number; then
+// Runs the pipeline until every file is done or `interrupt` contains a signal number; then
 // finishes the files in progress, stores and emits them, and returns the summary (which the
 // sink has also received). Exit code: 2 if any file had an error, else 1 if any verdict is at
 // or above fail_on, else 0; 128 + signal when interrupted.

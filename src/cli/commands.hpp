@@ -1,4 +1,4 @@
-// What the command line parsed, and the subcommands that act on it.
+// The parsed command line, and the subcommands that act on it.
 #pragma once
 
 #include <athena/config.hpp>

@@ -38,7 +38,7 @@ constexpr std::size_t k_walk_queue_batches = 64;
 constexpr std::size_t k_result_queue_batches = 256;
 constexpr std::size_t k_store_batch_max = 32; // batches of results per store transaction
 
-// What a worker hands to the store-and-emit step.
+// A finished file on its way from a worker to the store-and-emit step.
 struct WorkResult {
     FileRecord record;
     std::optional<StatRecord> stat_record; // set when the file was hashed this run
@@ -49,7 +49,7 @@ struct WorkResult {
 using WorkPtr = std::shared_ptr<WorkResult>;
 
 // One analysis per distinct content per run. The first worker to claim a key looks it up
-// and analyses it; a worker that finds the key claimed parks its file on the slot and moves
+// and analyses it. A worker that finds the key claimed parks its file on the slot and moves
 // on, and the owner's outcome completes every parked file. A slot lives until the store
 // step has written the verdict, so a later duplicate finds either the slot or the stored
 // entry, never a gap in between.
@@ -403,8 +403,8 @@ void Pipeline::complete(const WorkPtr& work, AnalysisOutcome&& outcome,
     record.cost_usd = outcome.cost_usd;
     if (outcome.verdict) {
         record.verdict = *outcome.verdict;
-        // A fallback verdict stands in for an AI verdict that failed: it is printed but not
-        // stored under the AI profile, so a later run asks the AI again.
+        // A fallback verdict replaces an AI verdict that failed. It is printed but not stored
+        // under the AI profile, so a later run sends the file to the AI again.
         work->is_fresh_verdict = !outcome.is_fallback;
         publish(*slot,
                 CacheEntry{*outcome.verdict, record.provider, record.model, record.file_type,
@@ -482,8 +482,8 @@ void Pipeline::count(const FileRecord& record, RunSummary& summary) {
     } else if (record.verdict) {
         ++summary.by_level[std::string(to_string(record.verdict->threat_level))];
     }
-    // Counted per record, so a duplicate answered by another worker's outcome is a memory
-    // hit like any other, and each file counts once whichever tier answered.
+    // Counted per record, so a duplicate completed by another worker's outcome is a memory
+    // hit like any other, and each file counts once whichever tier returned it.
     if (record.cache == "miss") {
         ++summary.cache_misses;
     } else if (!record.cache.empty()) {

@@ -36,8 +36,8 @@ const char* level_color(ThreatLevel level) {
     return "";
 }
 
-// The short reason of a text line: family and signatures when there are some; for a benign
-// file without any, its type up to the first comma; else the summary.
+// Builds the short reason of a text line. Findings show family and signatures. A benign file
+// without signatures shows its type up to the first comma, and anything else its summary.
 std::string short_reason(const Verdict& verdict, const std::string& file_type) {
     std::string reason;
     if (!verdict.malware_family.empty()) {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# SIGINT mid-run: the run stops, prints the summary, exits 130, and a rerun answers every
-# file the first run printed from the cache.
+# SIGINT mid-run: the run stops, prints the summary, exits 130, and a rerun finds every
+# file the first run printed in the cache.
 source "$(dirname "$0")/lib.sh"
 
 mkdir -p "$WORK/tree"
