@@ -69,8 +69,8 @@ bool is_base64_char(char c) {
            c == '/';
 }
 
-// Whether text starts PowerShell with -EncodedCommand (or a prefix of it down to -e) and at
-// least 20 base64 characters. text must be lower case.
+// Whether text starts PowerShell with -EncodedCommand (a prefix of it down to -e, or the alias
+// -ec) and at least 20 base64 characters. text must be lower case.
 bool has_encoded_powershell(std::string_view text) {
     constexpr std::string_view k_flag = "encodedcommand";
     constexpr std::size_t k_min_payload_length = 20;
@@ -92,8 +92,8 @@ bool has_encoded_powershell(std::string_view text) {
             while (payload_end < text.size() && is_base64_char(text[payload_end])) {
                 ++payload_end;
             }
-            if (!flag.empty() && k_flag.starts_with(flag) && payload > end &&
-                payload_end - payload >= k_min_payload_length) {
+            bool is_encoded_flag = !flag.empty() && (k_flag.starts_with(flag) || flag == "ec");
+            if (is_encoded_flag && payload > end && payload_end - payload >= k_min_payload_length) {
                 return true;
             }
             dash = text.find_first_of("-/", end);

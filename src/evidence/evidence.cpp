@@ -228,8 +228,8 @@ std::string make_excerpt(std::span<const std::uint8_t> bytes, std::size_t max_by
 
 // The bytes evidence is drawn from, and whether they are the whole file.
 struct ScanWindow {
-    std::vector<std::uint8_t> storage; // empty when the caller supplied the content
-    std::span<const std::uint8_t> bytes;
+    std::vector<std::uint8_t> storage;   // the bytes read from disk; empty for supplied content
+    std::span<const std::uint8_t> bytes; // into storage or into the supplied content
     std::uint64_t file_size_bytes = 0;
     bool is_whole_file = false;
 };
@@ -239,7 +239,10 @@ std::string errno_text(int error_number) {
 }
 
 Result<ScanWindow> read_window(const std::filesystem::path& path, std::uint64_t max_bytes) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK keeps open() from waiting for a writer when path is a FIFO. It does not change
+    // reads from a regular file, and anything else is rejected below, because a FIFO or a
+    // device could block forever or never end.
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         return fail("io", fmt::format("cannot open {}: {}", path.string(), errno_text(errno)));
     }
@@ -248,7 +251,6 @@ Result<ScanWindow> read_window(const std::filesystem::path& path, std::uint64_t 
         ~FdCloser() { ::close(fd); }
     } closer{fd};
 
-    // A FIFO or device could block forever or never end.
     struct stat status {};
     if (::fstat(fd, &status) != 0) {
         return fail("io", fmt::format("cannot stat {}: {}", path.string(), errno_text(errno)));
@@ -275,7 +277,6 @@ Result<ScanWindow> read_window(const std::filesystem::path& path, std::uint64_t 
         filled += static_cast<std::size_t>(count);
     }
     window.storage.resize(filled);
-    window.bytes = window.storage;
     window.is_whole_file = window.file_size_bytes <= max_bytes;
     return window;
 }
@@ -299,6 +300,7 @@ public:
                 return std::unexpected(read.error());
             }
             window = std::move(*read);
+            window.bytes = window.storage;
         } else {
             window.bytes =
                 content.first(std::min<std::uint64_t>(content.size(), m_options.scan_window_bytes));
@@ -313,7 +315,7 @@ public:
         add_strings_and_iocs(window.bytes, evidence);
 
         if (m_rules) {
-            // YARA sees the whole file, so rules such as math.entropy(0, filesize) hold.
+            // YARA scans the whole file, so math.entropy(0, filesize) in a rule covers all of it.
             auto matches = !window.is_whole_file ? m_rules->scan_file(path)
                            : content.empty()     ? m_rules->scan_memory(window.bytes)
                                                  : m_rules->scan_memory(content);

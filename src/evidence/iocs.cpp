@@ -1,6 +1,6 @@
 // IOC scanners written by hand instead of with std::regex, because the extractor runs them over
 // a 16 MiB window per file. Each scanner is one linear pass over a run. It starts only where a
-// cheap anchor such as "://", '@', '\\', '/', '.' or ':' occurs.
+// cheap anchor such as "://", '@', '\', '/', '.' or ':' occurs.
 #include "evidence/iocs.hpp"
 
 #include <arpa/inet.h>
@@ -41,24 +41,65 @@ constexpr std::string_view k_known_tlds[] = {
 constexpr std::array<std::string_view, 4> k_namespace_prefixes = {"java", "javax", "android",
                                                                   "system"};
 
+// Character classes, one bit each, looked up by byte value: the scanners test every byte of
+// the window, and a table lookup is cheaper there than chains of comparisons.
+enum CharClass : std::uint16_t {
+    k_printable = 1 << 0, // 0x20..0x7e and tab
+    k_digit = 1 << 1,
+    k_alpha = 1 << 2,
+    k_hex = 1 << 3,
+    k_url = 1 << 4,         // letters, digits, '%' and RFC 3986 punctuation except '\''
+    k_email_local = 1 << 5, // letters, digits and ._%+-
+    k_unix_path = 1 << 6,   // letters, digits and ._-/+~@%,
+    k_base64 = 1 << 7,      // letters, digits, + and /
+    k_domain = 1 << 8,      // letters, digits, . and -
+};
+
+constexpr std::array<std::uint16_t, 256> k_char_classes = [] {
+    std::array<std::uint16_t, 256> table{};
+    auto add = [&table](std::string_view chars, std::uint16_t classes) {
+        for (char c : chars) {
+            table[static_cast<unsigned char>(c)] |= classes;
+        }
+    };
+    for (int c = 0x20; c <= 0x7e; ++c) {
+        table[c] |= k_printable;
+    }
+    table['\t'] |= k_printable;
+    constexpr std::uint16_t k_word = k_url | k_email_local | k_unix_path | k_base64 | k_domain;
+    add("0123456789", k_digit | k_hex | k_word);
+    add("abcdefABCDEF", k_hex);
+    add("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", k_alpha | k_word);
+    add("-._~:/?#[]@!$&()*+,;=%", k_url);
+    add("._%+-", k_email_local);
+    add("._-/+~@%,", k_unix_path);
+    add("+/", k_base64);
+    add(".-", k_domain);
+    return table;
+}();
+
+bool has_class(char c, std::uint16_t classes) {
+    return (k_char_classes[static_cast<unsigned char>(c)] & classes) != 0;
+}
+
 bool is_printable(std::uint8_t byte) {
-    return (byte >= 0x20 && byte <= 0x7e) || byte == '\t';
+    return (k_char_classes[byte] & k_printable) != 0;
 }
 
 bool is_digit(char c) {
-    return c >= '0' && c <= '9';
+    return has_class(c, k_digit);
 }
 
 bool is_alpha(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    return has_class(c, k_alpha);
 }
 
 bool is_alnum(char c) {
-    return is_digit(c) || is_alpha(c);
+    return has_class(c, k_digit | k_alpha);
 }
 
 bool is_hex(char c) {
-    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    return has_class(c, k_hex);
 }
 
 char to_lower(char c) {
@@ -169,7 +210,7 @@ bool is_url_host_name(std::string_view host) {
 
 // Validates a dotted-quad IPv4 address: four decimal octets of at most 255 without leading
 // zeros. Network, broadcast and multicast forms (a.0.0.0, 0.x.x.x, 224 and above) are
-// rejected too: in files they are netmasks and version numbers such as "2.0.0.0", not hosts.
+// rejected too, because in files they are netmasks and version numbers such as "2.0.0.0".
 bool is_ipv4_host(std::string_view text) {
     std::array<int, 4> octets{};
     std::size_t index = 0;
@@ -213,8 +254,7 @@ bool is_ipv6_literal(std::string_view text) {
 // URLs ----------------------------------------------------------------------------------
 
 bool is_url_char(char c) {
-    static constexpr std::string_view k_url_punctuation = "-._~:/?#[]@!$&()*+,;=%";
-    return is_alnum(c) || k_url_punctuation.find(c) != std::string_view::npos;
+    return has_class(c, k_url);
 }
 
 std::string_view trim_url_end(std::string_view url) {
@@ -233,13 +273,15 @@ std::string_view trim_url_end(std::string_view url) {
     return url;
 }
 
-// The host of the URL that starts at authority (the text after "://"), classified. Returns
-// false when the authority is not a real host, e.g. "%s", "$HOST" or empty.
+// The host of a URL as an IP literal or a domain name. Both are empty for a single-label host
+// such as "localhost".
 struct UrlHost {
     std::string ip;
     std::string domain;
 };
 
+// Parses the host out of authority, the text after "://". Returns false when the authority is
+// not a real host, e.g. "%s", "$HOST" or empty, or when its port is not a number.
 bool parse_url_host(std::string_view authority, UrlHost& host) {
     authority = authority.substr(0, authority.find_first_of("/?#"));
     if (std::size_t at = authority.rfind('@'); at != std::string_view::npos) {
@@ -335,11 +377,11 @@ void scan_urls(std::string_view run, Collectors& out) {
 // E-mail addresses ------------------------------------------------------------------------
 
 bool is_email_local_char(char c) {
-    return is_alnum(c) || std::string_view("._%+-").find(c) != std::string_view::npos;
+    return has_class(c, k_email_local);
 }
 
 bool is_domain_char(char c) {
-    return is_alnum(c) || c == '.' || c == '-';
+    return has_class(c, k_domain);
 }
 
 void scan_emails(std::string_view run, Collectors& out) {
@@ -404,8 +446,8 @@ void scan_tokens(std::string_view run, Collectors& out) {
             continue;
         }
 
-        // Names right after '@', '/' or '\\' are e-mail domains or file names; names before
-        // '(' are method calls in code.
+        // Names right after '@', '/' or '\' are e-mail domains or file names. Names before '('
+        // are method calls in code.
         if (before == '@' || before == '/' || before == '\\' || after == '(') {
             continue;
         }
@@ -614,7 +656,7 @@ void scan_windows_paths(std::string_view run, Collectors& out) {
 // Unix paths ------------------------------------------------------------------------------
 
 bool is_unix_path_char(char c) {
-    return is_alnum(c) || std::string_view("._-/+~@%,").find(c) != std::string_view::npos;
+    return has_class(c, k_unix_path);
 }
 
 void scan_unix_paths(std::string_view run, Collectors& out) {
@@ -635,6 +677,10 @@ void scan_unix_paths(std::string_view run, Collectors& out) {
                     continue;
                 }
                 end = pos + root.size();
+                if (!root.ends_with('/') && is_unix_path_char(char_at(run, end)) &&
+                    run[end] != '/') {
+                    break; // "/dev/shmfoo" is not under /dev/shm
+                }
                 while (end < run.size() && is_unix_path_char(run[end])) {
                     ++end;
                 }
@@ -710,34 +756,52 @@ constexpr std::string_view k_command_markers[] = {"powershell",
                                                   "wscript",
                                                   "cscript"};
 
+std::uint16_t lower_pair_key(char first, char second) {
+    return static_cast<std::uint16_t>((static_cast<unsigned char>(to_lower(first)) << 8) |
+                                      static_cast<unsigned char>(to_lower(second)));
+}
+
 bool has_command_marker(std::string_view text) {
     // Markers grouped by their first two characters, so that most positions of the text cost
-    // one table lookup and only a matching pair is compared in full.
-    static const auto k_markers_by_prefix = [] {
+    // one bit test and only a matching pair is compared in full.
+    static const auto k_markers_by_pair = [] {
         std::unordered_map<std::uint16_t, std::vector<std::string_view>> groups;
         for (std::string_view marker : k_command_markers) {
-            groups[static_cast<std::uint16_t>((static_cast<unsigned char>(marker[0]) << 8) |
-                                              static_cast<unsigned char>(marker[1]))]
-                .push_back(marker);
+            groups[lower_pair_key(marker[0], marker[1])].push_back(marker);
         }
         return groups;
     }();
-    static const auto k_is_prefix = [] {
-        auto table = std::make_unique<std::bitset<65536>>();
-        for (const auto& [prefix, markers] : k_markers_by_prefix) {
-            table->set(prefix);
+    static const auto k_is_marker_pair = [] {
+        auto bits = std::make_unique<std::bitset<65536>>();
+        for (const auto& [key, markers] : k_markers_by_pair) {
+            bits->set(key);
+        }
+        return bits;
+    }();
+
+    static constexpr auto k_is_first_char = [] {
+        std::array<bool, 256> table{};
+        for (std::string_view marker : k_command_markers) {
+            char first = marker[0];
+            table[static_cast<unsigned char>(first)] = true;
+            if (first >= 'a' && first <= 'z') {
+                table[static_cast<unsigned char>(first - 'a' + 'A')] = true;
+            }
         }
         return table;
     }();
 
     for (std::size_t pos = 0; pos + 1 < text.size(); ++pos) {
-        auto prefix =
-            static_cast<std::uint16_t>((static_cast<unsigned char>(to_lower(text[pos])) << 8) |
-                                       static_cast<unsigned char>(to_lower(text[pos + 1])));
-        if (!k_is_prefix->test(prefix)) {
+        // Commands start at a word boundary ("\powershell.exe", "|sh -c").
+        if (!k_is_first_char[static_cast<unsigned char>(text[pos])] ||
+            (is_alnum(text[pos]) && is_alnum(char_before(text, pos)))) {
             continue;
         }
-        for (std::string_view marker : k_markers_by_prefix.at(prefix)) {
+        std::uint16_t key = lower_pair_key(text[pos], text[pos + 1]);
+        if (!k_is_marker_pair->test(key)) {
+            continue;
+        }
+        for (std::string_view marker : k_markers_by_pair.at(key)) {
             if (matches_at(text, pos, marker)) {
                 return true;
             }
@@ -747,7 +811,7 @@ bool has_command_marker(std::string_view text) {
 }
 
 bool is_base64_char(char c) {
-    return is_alnum(c) || c == '+' || c == '/';
+    return has_class(c, k_base64);
 }
 
 // A stretch of at least 40 base64 characters that mixes upper case, lower case and digits,
@@ -755,23 +819,20 @@ bool is_base64_char(char c) {
 bool has_base64_blob(std::string_view text) {
     constexpr std::size_t k_min_blob_length = 40;
     std::size_t pos = 0;
-    while (pos < text.size()) {
-        if (!is_base64_char(text[pos])) {
-            ++pos;
-            continue;
-        }
+    while (pos + k_min_blob_length <= text.size()) {
         std::size_t start = pos;
-        bool has_upper = false;
-        bool has_lower = false;
-        bool has_digit = false;
-        for (; pos < text.size() && is_base64_char(text[pos]); ++pos) {
-            has_upper = has_upper || (text[pos] >= 'A' && text[pos] <= 'Z');
-            has_lower = has_lower || (text[pos] >= 'a' && text[pos] <= 'z');
-            has_digit = has_digit || is_digit(text[pos]);
+        while (pos < text.size() && is_base64_char(text[pos])) {
+            ++pos;
         }
-        if (pos - start >= k_min_blob_length && has_upper && has_lower && has_digit) {
-            return true;
+        if (pos - start >= k_min_blob_length) {
+            std::string_view blob = text.substr(start, pos - start);
+            bool has_upper = std::ranges::any_of(blob, [](char c) { return c >= 'A' && c <= 'Z'; });
+            bool has_lower = std::ranges::any_of(blob, [](char c) { return c >= 'a' && c <= 'z'; });
+            if (has_upper && has_lower && std::ranges::any_of(blob, is_digit)) {
+                return true;
+            }
         }
+        ++pos;
     }
     return false;
 }

@@ -261,7 +261,7 @@ public:
     }
 
     Result<std::vector<YaraMatch>> scan_file(const fs::path& path) const override {
-        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK); // no wait on a FIFO
         if (fd < 0) {
             return fail("io",
                         fmt::format("cannot open {}: {}", path.string(), std::strerror(errno)));

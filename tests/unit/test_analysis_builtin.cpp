@@ -203,6 +203,13 @@ TEST_CASE("builtin analyser: heuristics") {
         CHECK(contains(verdict.iocs.processes, "cmd.exe"));
     }
 
+    SUBCASE("the -ec alias counts as an encoded command") {
+        athena::Evidence evidence;
+        evidence.excerpt = "powershell.exe -ec JABzAD0AJwBoAGUAbABsAG8AJwA7ACAAJABzAA==\n";
+
+        CHECK(analyse_without_rules(evidence).threat_level == ThreatLevel::suspicious);
+    }
+
     SUBCASE("PowerShell with a short or missing encoded argument is benign") {
         athena::Evidence evidence;
         evidence.strings = {"powershell -ExecutionPolicy Bypass -File setup.ps1",

@@ -3,6 +3,8 @@
 
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -159,6 +161,17 @@ TEST_CASE("EvidenceExtractor: binaries and errors") {
 
     SUBCASE("a folder is an io error") {
         auto evidence = extractor->extract(dir.path(), {});
+
+        REQUIRE_FALSE(evidence.has_value());
+        CHECK(evidence.error().kind == "io");
+        CHECK(evidence.error().message.find("not a regular file") != std::string::npos);
+    }
+
+    SUBCASE("a FIFO is rejected without waiting for a writer") {
+        fs::path fifo = dir.path() / "pipe";
+        REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+
+        auto evidence = extractor->extract(fifo, {});
 
         REQUIRE_FALSE(evidence.has_value());
         CHECK(evidence.error().kind == "io");

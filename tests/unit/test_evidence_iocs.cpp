@@ -211,7 +211,7 @@ TEST_CASE("extract_iocs: file paths") {
 
     SUBCASE("bare folders, URL paths and other folders are not paths") {
         IocLists found = extract_iocs("/usr and /tmp/ http://h.example.com/etc/passwd "
-                                      "a/etc/passwd /srv/www/x ./tmp/y",
+                                      "a/etc/passwd /srv/www/x ./tmp/y /dev/shmem",
                                       k_cap);
 
         CHECK(found.file_paths.empty());
