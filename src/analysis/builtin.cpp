@@ -36,16 +36,7 @@ std::string lower_copy(std::string_view text) {
 // The level a rule's severity meta names. A rule without a known severity still matched
 // something its author found worth a rule, so it counts as suspicious.
 ThreatLevel level_of_severity(std::string_view severity) {
-    if (severity == "benign") {
-        return ThreatLevel::benign;
-    }
-    if (severity == "malicious") {
-        return ThreatLevel::malicious;
-    }
-    if (severity == "critical") {
-        return ThreatLevel::critical;
-    }
-    return ThreatLevel::suspicious;
+    return parse_threat_level(severity).value_or(ThreatLevel::suspicious);
 }
 
 std::vector<Finding> rule_findings(const Evidence& evidence) {
@@ -221,20 +212,6 @@ double confidence_for(ThreatLevel level, std::size_t findings_at_level) {
     return 0.5;
 }
 
-std::string_view level_name(ThreatLevel level) {
-    switch (level) {
-    case ThreatLevel::benign:
-        return "benign";
-    case ThreatLevel::suspicious:
-        return "suspicious";
-    case ThreatLevel::malicious:
-        return "malicious";
-    case ThreatLevel::critical:
-        return "critical";
-    }
-    return "benign";
-}
-
 // The file type up to its first comma: "ELF 64-bit LSB pie executable", not the whole line.
 std::string short_file_type(const Evidence& evidence) {
     std::string_view type = evidence.file_type;
@@ -336,7 +313,7 @@ private:
                 reasons += reasons.empty() ? finding.behavior : "; " + finding.behavior;
             }
         }
-        return fmt::format("{} rated {}: {}.", type, level_name(verdict.threat_level), reasons);
+        return fmt::format("{} rated {}: {}.", type, to_string(verdict.threat_level), reasons);
     }
 
     std::string m_profile;
