@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <ctime>
 #include <mutex>
+#include <semaphore>
 #include <set>
 #include <thread>
 #include <unordered_map>
@@ -151,6 +152,11 @@ private:
     std::atomic<std::uint64_t> m_walk_wait_ns{0};
     bool m_warned_store = false;
     std::atomic<std::uint64_t> m_skipped_other_shard{0};
+
+    // Evidence extraction is CPU work over a window of up to 16 MiB per file: more of it at
+    // once than there are cores only adds memory, while the other workers keep reading.
+    std::counting_semaphore<1024> m_extract_slots{
+        static_cast<std::ptrdiff_t>(std::clamp(std::thread::hardware_concurrency(), 1u, 1024u))};
 
     // Files handed to the analysis service or parked on a slot, not yet finished.
     std::mutex m_deferred_mutex;
@@ -376,7 +382,9 @@ void Pipeline::analyse(const WalkEntry& entry, const WorkPtr& work,
                        std::shared_ptr<InFlight::Slot> slot) {
     const auto started = Clock::now();
     ++m_counters.analyses;
+    m_extract_slots.acquire();
     auto evidence = m_services.extractor->extract(entry.path, content);
+    m_extract_slots.release();
     if (!evidence) {
         m_counters.analyse_ns += elapsed_ns(started);
         AnalysisOutcome failed;
