@@ -93,6 +93,7 @@ void add_scan_command(CLI::App& app, CommandLine& line) {
                             "can split one tree")
         ->type_name("K/N");
     add_provider_options(*scan, line);
+    add_resilience_options(*scan, line);
     add_redis_options(*scan, line);
     scan->callback([&line] { line.command = "scan"; });
 }

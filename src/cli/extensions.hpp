@@ -47,4 +47,12 @@ Result<void> add_shared_tiers(const Settings& settings,
                               CacheDatabase* database,
                               std::unique_ptr<AnalysisService>& analysis, const Warn& warn);
 
+// Resilience around provider calls (resilience_options.cpp): circuit breakers, bulkheads and
+// the drain timeout after an interrupt.
+void define_resilience_settings(Settings& settings);
+void add_resilience_options(CLI::App& scan, CommandLine& line);
+// The gate every provider attempt passes; an open gate when the features are disabled.
+// Returns null when no gate applies, in which case the router admits every call.
+std::shared_ptr<void> make_resilience_gate(const Settings& settings, const Warn& warn);
+
 } // namespace athena::cli

@@ -75,6 +75,7 @@ void define_settings(Settings& settings) {
                           "scan only files whose SHA-256 falls in shard K of N (K/N, K from 1)"));
 
     define_provider_settings(settings);
+    define_resilience_settings(settings);
     define_redis_settings(settings);
 }
 
