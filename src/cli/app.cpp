@@ -1,6 +1,7 @@
 #include "cli/app.hpp"
 
 #include "cli/commands.hpp"
+#include "cli/completion.hpp"
 #include "cli/extensions.hpp"
 #include "cli/registry.hpp"
 
@@ -155,6 +156,7 @@ int run(int argc, char** argv) {
     add_cache_command(app, line);
     add_flags_command(app, line);
     add_providers_command(app, line);
+    add_completion_command(app, line);
 
     try {
         app.parse(argc, argv);

@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <ctime>
 #include <unistd.h>
@@ -221,6 +222,15 @@ int run_walk_command(const CommandLine& line, const Settings& settings, Pipeline
     services.analysis = analysis.get();
     services.extractor = extractor.get();
     services.warn = print_warning;
+    const auto specs = settings.specs();
+    const bool has_drain_timeout = std::any_of(specs.begin(), specs.end(), [](const auto* spec) {
+        return spec->name == "drain-timeout";
+    });
+    if (has_drain_timeout) {
+        if (const auto drain_ms = settings.duration_ms("drain-timeout")) {
+            services.drain_timeout = std::chrono::milliseconds(*drain_ms);
+        }
+    }
 
     install_signal_handlers();
     const RunSummary summary = run_pipeline(options, services, *sink, interrupt_signal());
