@@ -4,10 +4,17 @@ set -euo pipefail
 
 ATHENA=${ATHENA_BIN:?ATHENA_BIN must name the built athena binary}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/athena-e2e.XXXXXX")
-export ATHENA_CACHE_DIR="$WORK/cache"
 export XDG_CONFIG_HOME="$WORK/config"
 export NO_COLOR=1
-unset FEATURE_ENABLEMEMORYCACHE FEATURE_ENABLESQLITECACHE FEATURE_CACHEANALYSISRESULTS
+# Settings from the machine's environment must not reach the binary under test: above all no
+# provider key, so that no request can leave for a real provider's default URL.
+for name in $(compgen -e); do
+    case "$name" in
+    ATHENA_BIN | ATHENA_SOURCE_DIR) ;;
+    FEATURE_* | REDIS_* | ATHENA_* | APM_* | *_API_KEY | *_BASE_URL) unset "$name" ;;
+    esac
+done
+export ATHENA_CACHE_DIR="$WORK/cache"
 cleanup() {
     chmod -R u+rwx "$WORK" 2>/dev/null || true
     rm -rf "$WORK"
