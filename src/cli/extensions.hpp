@@ -19,6 +19,7 @@
 
 namespace athena {
 class CacheDatabase;
+class CallGate;
 }
 
 namespace athena::cli {
@@ -51,8 +52,11 @@ Result<void> add_shared_tiers(const Settings& settings,
 // the drain timeout after an interrupt.
 void define_resilience_settings(Settings& settings);
 void add_resilience_options(CLI::App& scan, CommandLine& line);
-// The gate every provider attempt passes; an open gate when the features are disabled.
-// Returns null when no gate applies, in which case the router admits every call.
-std::shared_ptr<void> make_resilience_gate(const Settings& settings, const Warn& warn);
+// The gate every provider attempt passes: circuit breakers and bulkheads for the providers
+// of the priority list, each part present only when its feature flag is on. `warn` receives
+// one line when a provider's breaker first opens. Errors: kind "usage" (an invalid breaker
+// or bulkhead setting, named with the layer that set it).
+Result<std::shared_ptr<CallGate>> make_resilience_gate(const Settings& settings,
+                                                       const Warn& warn);
 
 } // namespace athena::cli
