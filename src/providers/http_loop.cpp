@@ -5,7 +5,12 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
 #include <mutex>
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 namespace athena::providers {
 namespace {
@@ -14,6 +19,9 @@ namespace {
 constexpr std::size_t k_max_body_bytes = 8u << 20;
 // The loop wakes at least this often, so a missed wake-up costs no more than this.
 constexpr int k_max_poll_ms = 1000;
+// How often transfers are checked for a stall after their headers.
+constexpr auto k_stall_check_interval = std::chrono::milliseconds(200);
+constexpr int k_max_events = 64;
 
 CURLM* multi_of(void* handle) {
     return static_cast<CURLM*>(handle);
@@ -54,8 +62,7 @@ struct EventLoop::Transfer {
     bool has_headers = false;
     bool is_stalled = false;
     bool is_too_large = false;
-    SteadyTime last_data;
-    curl_off_t bytes_seen = 0;
+    SteadyTime last_data; // of the headers' end or the latest body bytes
     char error[CURL_ERROR_SIZE] = {};
 };
 
@@ -71,6 +78,7 @@ size_t on_body(char* data, size_t size, size_t count, void* user) {
         return 0; // ends the transfer with CURLE_WRITE_ERROR
     }
     transfer->response.body.append(data, bytes);
+    transfer->last_data = std::chrono::steady_clock::now();
     return bytes;
 }
 
@@ -90,31 +98,28 @@ size_t on_header(char* data, size_t size, size_t count, void* user) {
     return bytes;
 }
 
-// Called by libcurl at least once a second while the transfer lives: ends a transfer whose
-// body has not moved for the stall timeout since the headers arrived.
-int on_progress(void* user, curl_off_t, curl_off_t downloaded, curl_off_t, curl_off_t) {
-    auto* transfer = static_cast<Transfer*>(user);
-    const auto now = std::chrono::steady_clock::now();
-    if (downloaded != transfer->bytes_seen) {
-        transfer->bytes_seen = downloaded;
-        transfer->last_data = now;
-        return 0;
-    }
-    if (transfer->has_headers && now - transfer->last_data > transfer->stall_timeout) {
-        transfer->is_stalled = true;
-        return 1;
-    }
-    return 0;
-}
-
 } // namespace
 
+// The socket interface tells curl which socket is ready, so a round costs work for the
+// sockets that moved only; curl_multi_perform would check every transfer's socket instead.
 EventLoop::EventLoop(std::size_t max_connections) {
     init_curl_once();
+    m_epoll = ::epoll_create1(EPOLL_CLOEXEC);
+    m_wake = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    epoll_event event{};
+    event.events = EPOLLIN;
+    event.data.fd = m_wake;
+    ::epoll_ctl(m_epoll, EPOLL_CTL_ADD, m_wake, &event);
+
     m_multi = curl_multi_init();
-    curl_multi_setopt(multi_of(m_multi), CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
-    curl_multi_setopt(multi_of(m_multi), CURLMOPT_MAXCONNECTS,
+    CURLM* multi = multi_of(m_multi);
+    curl_multi_setopt(multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+    curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS,
                       static_cast<long>(std::max<std::size_t>(max_connections, 4)));
+    curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, &EventLoop::on_socket);
+    curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, this);
+    curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, &EventLoop::on_timer);
+    curl_multi_setopt(multi, CURLMOPT_TIMERDATA, this);
 }
 
 EventLoop::~EventLoop() {
@@ -123,6 +128,8 @@ EventLoop::~EventLoop() {
         curl_easy_cleanup(static_cast<CURL*>(easy));
     }
     curl_multi_cleanup(multi_of(m_multi));
+    ::close(m_wake);
+    ::close(m_epoll);
 }
 
 void EventLoop::post(LoopTask task) {
@@ -130,7 +137,41 @@ void EventLoop::post(LoopTask task) {
         std::lock_guard lock(m_posted_mutex);
         m_posted.push_back(std::move(task));
     }
-    curl_multi_wakeup(multi_of(m_multi));
+    const std::uint64_t one = 1;
+    [[maybe_unused]] const ssize_t written = ::write(m_wake, &one, sizeof one);
+}
+
+// curl tells which events a socket needs; epoll watches for them.
+int EventLoop::on_socket(void*, int socket, int what, void* loop, void*) {
+    auto* self = static_cast<EventLoop*>(loop);
+    if (what == CURL_POLL_REMOVE) {
+        ::epoll_ctl(self->m_epoll, EPOLL_CTL_DEL, socket, nullptr);
+        return 0;
+    }
+    epoll_event event{};
+    event.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
+    event.data.fd = socket;
+    if (::epoll_ctl(self->m_epoll, EPOLL_CTL_MOD, socket, &event) != 0) {
+        ::epoll_ctl(self->m_epoll, EPOLL_CTL_ADD, socket, &event);
+    }
+    return 0;
+}
+
+// curl asks to be called back after timeout_ms (-1: no timer).
+int EventLoop::on_timer(void*, long timeout_ms, void* loop) {
+    auto* self = static_cast<EventLoop*>(loop);
+    if (timeout_ms < 0) {
+        self->m_curl_deadline.reset();
+    } else {
+        self->m_curl_deadline =
+            std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    }
+    return 0;
+}
+
+void EventLoop::drive_curl(int socket, int events) {
+    int running = 0;
+    curl_multi_socket_action(multi_of(m_multi), socket, events, &running);
 }
 
 void EventLoop::send(HttpRequest request, const TransferLimits& limits, ResponseCallback done) {
@@ -175,9 +216,6 @@ void EventLoop::send(HttpRequest request, const TransferLimits& limits, Response
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, transfer);
     curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(easy, CURLOPT_HEADERDATA, transfer);
-    curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(easy, CURLOPT_XFERINFODATA, transfer);
-    curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, transfer->error);
     curl_easy_setopt(easy, CURLOPT_PRIVATE, transfer);
 
@@ -252,8 +290,30 @@ void EventLoop::run_posted() {
     }
 }
 
+// Ends transfers whose body has not moved for their stall timeout since the headers came.
+void EventLoop::end_stalled_transfers(SteadyTime now) {
+    m_next_stall_check = now + k_stall_check_interval;
+    std::vector<Transfer*> stalled;
+    for (Transfer* transfer : m_live) {
+        if (transfer->has_headers && now - transfer->last_data > transfer->stall_timeout) {
+            stalled.push_back(transfer);
+        }
+    }
+    for (Transfer* transfer : stalled) {
+        transfer->is_stalled = true;
+        finish(transfer, CURLE_OPERATION_TIMEDOUT);
+    }
+}
+
 void EventLoop::run_due_timers() {
     const auto now = std::chrono::steady_clock::now();
+    if (m_curl_deadline && *m_curl_deadline <= now) {
+        m_curl_deadline.reset();
+        drive_curl(CURL_SOCKET_TIMEOUT, 0);
+    }
+    if (!m_live.empty() && m_next_stall_check <= now) {
+        end_stalled_transfers(now);
+    }
     while (!m_timers.empty() && m_timers.top().at <= now) {
         std::shared_ptr<LoopTask> task = m_timers.top().task;
         m_timers.pop();
@@ -291,13 +351,17 @@ int EventLoop::poll_timeout_ms() const {
             return 0;
         }
     }
-    std::optional<SteadyTime> next;
+    std::optional<SteadyTime> next = m_curl_deadline;
+    const auto earliest = [&next](SteadyTime at) { next = next ? std::min(*next, at) : at; };
     if (!m_timers.empty()) {
-        next = m_timers.top().at;
+        earliest(m_timers.top().at);
+    }
+    if (!m_live.empty()) {
+        earliest(m_next_stall_check);
     }
     if (m_deadline_source) {
         if (const auto deadline = m_deadline_source()) {
-            next = next ? std::min(*next, *deadline) : *deadline;
+            earliest(*deadline);
         }
     }
     if (!next) {
@@ -309,16 +373,29 @@ int EventLoop::poll_timeout_ms() const {
 }
 
 void EventLoop::run(const std::function<bool()>& is_done) {
+    epoll_event events[k_max_events];
     for (;;) {
         run_posted();
         run_due_timers();
-        int running = 0;
-        curl_multi_perform(multi_of(m_multi), &running);
         finish_done_transfers();
         if (is_done()) {
             return;
         }
-        curl_multi_poll(multi_of(m_multi), nullptr, 0, poll_timeout_ms(), nullptr);
+        const int count = ::epoll_wait(m_epoll, events, k_max_events, poll_timeout_ms());
+        for (int i = 0; i < count; ++i) {
+            const int fd = events[i].data.fd;
+            if (fd == m_wake) {
+                std::uint64_t posted = 0;
+                [[maybe_unused]] const ssize_t read = ::read(m_wake, &posted, sizeof posted);
+                continue;
+            }
+            const std::uint32_t flags = events[i].events;
+            const int action = (flags & (EPOLLIN | EPOLLHUP) ? CURL_CSELECT_IN : 0) |
+                               (flags & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+                               (flags & EPOLLERR ? CURL_CSELECT_ERR : 0);
+            drive_curl(fd, action);
+        }
+        finish_done_transfers();
     }
 }
 

@@ -1,5 +1,6 @@
-// One libcurl multi handle driven by one thread: HTTP requests, timers and tasks posted from
-// other threads, all run on that thread, so the router's state needs no lock.
+// One libcurl multi handle driven by one thread through curl_multi_socket_action and epoll:
+// HTTP requests, timers and tasks posted from other threads all run on that thread, so the
+// router's state needs no lock.
 #pragma once
 
 #include "providers/wire.hpp"
@@ -81,9 +82,18 @@ private:
     void run_due_timers();
     void finish_done_transfers();
     void finish(Transfer* transfer, int code);
+    void end_stalled_transfers(SteadyTime now);
     int poll_timeout_ms() const;
+    void drive_curl(int socket, int events);
+
+    static int on_socket(void* easy, int socket, int what, void* loop, void* socket_data);
+    static int on_timer(void* multi, long timeout_ms, void* loop);
 
     void* m_multi = nullptr;
+    int m_epoll = -1;
+    int m_wake = -1;                           // eventfd that post() writes to
+    std::optional<SteadyTime> m_curl_deadline; // when curl wants CURL_SOCKET_TIMEOUT
+    SteadyTime m_next_stall_check{};
     std::vector<void*> m_idle_handles;
     std::size_t m_transfers = 0;
     std::vector<Transfer*> m_live;

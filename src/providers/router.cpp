@@ -22,6 +22,8 @@
 #include <map>
 #include <mutex>
 #include <thread>
+
+#include <pthread.h>
 #include <unordered_set>
 
 namespace athena {
@@ -200,9 +202,10 @@ private:
     std::shared_ptr<EventLoop> m_loop;
     std::thread m_thread;
     std::atomic<bool> m_stop{false};
-    mutable std::mutex m_mutex; // guards m_outstanding and m_is_closed
-    std::condition_variable m_changed;
-    std::size_t m_outstanding = 0; // submitted, not yet done
+    mutable std::mutex m_mutex;          // guards m_outstanding and m_is_closed
+    std::condition_variable m_slot_free; // a submitter may go on
+    std::condition_variable m_drained;   // m_outstanding reached 0
+    std::size_t m_outstanding = 0;       // submitted, not yet done
     bool m_is_closed = false;
     std::size_t m_max_outstanding = 0;
     std::atomic<std::uint64_t> m_offline_answers{0};
@@ -232,6 +235,7 @@ Router::Router(RouterOptions options, std::unique_ptr<Analyser> builtin)
     m_loop->set_deadline_source([gate = m_gate] { return gate->next_deadline(); });
     m_loop->set_deadline_handler([gate = m_gate](SteadyTime now) { gate->on_timer(now); });
     m_thread = std::thread([this] { m_loop->run([this] { return m_stop.load(); }); });
+    pthread_setname_np(m_thread.native_handle(), "athena-http");
 }
 
 Router::~Router() {
@@ -259,7 +263,7 @@ void Router::submit(AnalysisRequest request, std::function<void(AnalysisOutcome&
     }
     {
         std::unique_lock lock(m_mutex);
-        m_changed.wait(lock, [&] { return m_outstanding < m_max_outstanding || m_is_closed; });
+        m_slot_free.wait(lock, [&] { return m_outstanding < m_max_outstanding || m_is_closed; });
         if (m_is_closed) {
             lock.unlock();
             AnalysisOutcome outcome;
@@ -599,11 +603,17 @@ void Router::finish(const JobPtr& job, AnalysisOutcome&& outcome) {
     outcome.cost_usd = std::round(job->cost_usd * 1e9) / 1e9;
     m_live.erase(job);
     job->done(std::move(outcome));
+    bool is_drained = false;
     {
         std::lock_guard lock(m_mutex);
         --m_outstanding;
+        is_drained = m_outstanding == 0;
     }
-    m_changed.notify_all();
+    // One finished job frees one slot, so one waiting submitter is enough to wake.
+    m_slot_free.notify_one();
+    if (is_drained) {
+        m_drained.notify_all();
+    }
 }
 
 // Loop thread: ends every transfer and every waiting job with "interrupted".
@@ -623,10 +633,10 @@ void Router::shutdown(milliseconds grace) {
     }
     {
         std::unique_lock lock(m_mutex);
-        m_changed.wait_for(lock, grace, [&] { return m_outstanding == 0; });
+        m_drained.wait_for(lock, grace, [&] { return m_outstanding == 0; });
         m_is_closed = true;
     }
-    m_changed.notify_all();
+    m_slot_free.notify_all();
     m_loop->post([this] {
         cancel_everything();
         m_stop = true;
