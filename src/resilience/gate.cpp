@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <set>
@@ -31,6 +32,29 @@ struct ProviderGuard {
     std::map<std::uint64_t, SteadyTime> in_flight;
 };
 
+// Returns both slots. Returning a slot hands it to the oldest queued admission, which may be
+// rejected and return its slots in turn, so a long queue would recurse once per waiter.
+// Instead, the outermost call on a thread returns the slots one by one, and nested calls
+// only add theirs to its list.
+void release_slots(BulkheadPermit global_slot, BulkheadPermit provider_slot) {
+    thread_local std::deque<BulkheadPermit>* t_pending = nullptr;
+    if (t_pending != nullptr) {
+        t_pending->push_back(std::move(global_slot));
+        t_pending->push_back(std::move(provider_slot));
+        return;
+    }
+    std::deque<BulkheadPermit> pending;
+    pending.push_back(std::move(global_slot));
+    pending.push_back(std::move(provider_slot));
+    t_pending = &pending;
+    while (!pending.empty()) {
+        BulkheadPermit slot = std::move(pending.front());
+        pending.pop_front();
+        slot.release();
+    }
+    t_pending = nullptr;
+}
+
 // An admission on its way through the steps. Owned by the step that runs it, or by the
 // bulkhead callback while it is queued, so only one thread touches it at a time.
 struct PendingAdmission {
@@ -43,8 +67,7 @@ struct PendingAdmission {
     // Releases the breaker permit and both slots before a rejection reaches the caller.
     void release_all() {
         breaker = BreakerPermit{};
-        global_slot.release();
-        provider_slot.release();
+        release_slots(std::move(global_slot), std::move(provider_slot));
     }
 };
 using PendingPtr = std::shared_ptr<PendingAdmission>;
@@ -89,7 +112,11 @@ public:
         : core(std::move(owner)), guard(pending.guard), call_id(id),
           provider_slot(std::move(pending.provider_slot)),
           global_slot(std::move(pending.global_slot)), breaker(std::move(pending.breaker)) {}
-    ~GatePermit() override { untrack(); }
+    ~GatePermit() override {
+        untrack();
+        breaker = BreakerPermit{};
+        release_slots(std::move(global_slot), std::move(provider_slot));
+    }
     GatePermit(const GatePermit&) = delete;
     GatePermit& operator=(const GatePermit&) = delete;
 
@@ -105,7 +132,6 @@ public:
     std::shared_ptr<GateCore> core;
     std::shared_ptr<ProviderGuard> guard;
     std::uint64_t call_id = 0; // 0 when not tracked
-    // Members are destroyed in reverse order: breaker first, provider slot last.
     BulkheadPermit provider_slot;
     BulkheadPermit global_slot;
     BreakerPermit breaker;
@@ -561,8 +587,8 @@ void ResilienceGate::record(std::unique_ptr<CallPermit> permit, CallOutcome outc
     }
     // The breaker has seen the outcome before a waiter gets the slot, so a waiter behind a
     // call that opened the breaker is rejected instead of sent.
-    gate_permit->global_slot.release();
-    gate_permit->provider_slot.release();
+    detail::release_slots(std::move(gate_permit->global_slot),
+                          std::move(gate_permit->provider_slot));
 }
 
 std::optional<SteadyTime> ResilienceGate::next_deadline() const {

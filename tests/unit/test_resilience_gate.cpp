@@ -579,3 +579,30 @@ TEST_CASE("ResilienceGate: config validation") {
         CHECK_FALSE(athena::validate_resilience_gate_config(config).has_value());
     }
 }
+
+TEST_CASE("ResilienceGate: long queue rejected after the breaker opens") {
+    constexpr int k_queued = 20000;
+    auto clock = std::make_shared<ManualClock>();
+    ResilienceGate gate(gate_config({provider_config("openai", 1, k_queued)}), clock);
+    Inbox inbox;
+    auto busy = admit_now(gate, "openai");
+    for (int id = 1; id <= k_queued; ++id) {
+        REQUIRE_FALSE(gate.admit("openai", inbox.callback(id)).has_value());
+    }
+
+    gate.record(std::move(busy), CallOutcome::failure, 10ms);
+    gate.record(std::move(*inbox.results[0]), CallOutcome::failure, 10ms);
+    gate.record(std::move(*inbox.results[1]), CallOutcome::failure, 10ms);
+
+    REQUIRE(inbox.results.size() == k_queued);
+    int rejected = 0;
+    for (std::size_t i = 2; i < inbox.results.size(); ++i) {
+        rejected +=
+            !inbox.results[i].has_value() && inbox.results[i].error().kind == "breaker_open";
+    }
+    CHECK(rejected == k_queued - 2);
+    CHECK(inbox.arrivals.front() == 1);
+    CHECK(inbox.arrivals.back() == k_queued);
+    CHECK(stats_of(gate, "openai").active == 0);
+    CHECK(stats_of(gate, "openai").queued == 0);
+}
