@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Dispatch benchmark: 1,000 unique files against the fake provider answering after a fixed
-# delay. Prints wall time over the ideal (ceil(files / concurrency) × delay), athena's CPU
-# time per request, and peak memory; then the same with 1,000 requests in flight at once.
-# Only reports; nothing here asserts a time. Every request goes to the fake provider on
-# 127.0.0.1.
+# delay, with the bulkheads raised to the concurrency under test. Prints wall time over the
+# ideal (ceil(files / concurrency) × delay), athena's CPU time per request, and peak memory;
+# then the same with 1,000 requests in flight at once. Only reports; nothing here asserts a
+# time. Every request goes to the fake provider on 127.0.0.1.
 #
 #   bench/dispatch.sh [--files N] [--delay-ms MS] [--concurrency N] [--wide N]
 #   ATHENA=/path/to/athena bench/dispatch.sh
@@ -128,6 +128,7 @@ make_tree "$WORK/narrow" "$FILES" narrow
 curl -sf -X POST "$FAKE_URL/_reset" >/dev/null
 fake "{\"delay_ms\": $DELAY_MS}"
 measure narrow scan --json -q --providers anthropic --max-concurrency "$CONCURRENCY" \
+    --bulkhead-max-concurrent "$CONCURRENCY" --bulkhead-global-concurrency "$CONCURRENCY" \
     --cache-dir "$WORK/cache-narrow" "$WORK/narrow"
 narrow_requests=$(stat "['requests_total']")
 narrow_peak=$(stat "['peak_in_flight']")
@@ -136,6 +137,7 @@ make_tree "$WORK/wide" "$WIDE" wide
 curl -sf -X POST "$FAKE_URL/_reset" >/dev/null
 fake "{\"delay_ms\": $DELAY_MS}"
 measure wide scan --json -q --providers anthropic --max-concurrency "$WIDE" \
+    --bulkhead-max-concurrent "$WIDE" --bulkhead-global-concurrency "$WIDE" \
     --cache-dir "$WORK/cache-wide" "$WORK/wide"
 wide_requests=$(stat "['requests_total']")
 wide_peak=$(stat "['peak_in_flight']")

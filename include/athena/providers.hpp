@@ -10,6 +10,8 @@
 #include <athena/clock.hpp>
 #include <athena/error.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -153,6 +155,11 @@ public:
     // loop waits no longer than that. Empty: no timer.
     virtual std::optional<SteadyTime> next_deadline() const { return std::nullopt; }
     virtual void on_timer(SteadyTime) {}
+
+    // The gate's part of the run summary and report, which the router adds under
+    // "resilience" and after its own lines. Called once, after the router's shutdown.
+    virtual nlohmann::ordered_json summary_json() const { return nlohmann::ordered_json::object(); }
+    virtual std::string report_text() const { return {}; }
 };
 
 // A gate that admits every call at once and ignores outcomes.

@@ -488,6 +488,13 @@ Result<std::unique_ptr<AnalysisService>> make_scan_analysis(const Settings& sett
     if (!options) {
         return std::unexpected(options.error());
     }
+    if (!offline) {
+        auto gate = make_resilience_gate(settings, warn);
+        if (!gate) {
+            return std::unexpected(gate.error());
+        }
+        options->gate = std::move(*gate);
+    }
     return make_provider_router(std::move(*options), std::move(builtin));
 }
 

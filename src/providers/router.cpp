@@ -682,14 +682,18 @@ nlohmann::ordered_json Router::summary_json() const {
         {"max_cost_usd", m_budget.limit_usd() ? Json(*m_budget.limit_usd()) : Json(nullptr)},
         {"stopped", m_budget.is_stopped()},
         {"files_refused", m_budget_refusals}};
-    return Json{{"mode", m_options.offline ? "offline" : "ai"},
-                {"prompt_version", k_prompt_version},
-                {"providers", providers},
-                {"fallbacks", m_fallbacks + m_offline_answers.load()},
-                {"peak_in_flight", m_peak_in_flight},
-                {"tokens", usage_json(total_usage)},
-                {"cost_usd", total_cost},
-                {"budget", budget}};
+    Json summary = {{"mode", m_options.offline ? "offline" : "ai"},
+                    {"prompt_version", k_prompt_version},
+                    {"providers", providers},
+                    {"fallbacks", m_fallbacks + m_offline_answers.load()},
+                    {"peak_in_flight", m_peak_in_flight},
+                    {"tokens", usage_json(total_usage)},
+                    {"cost_usd", total_cost},
+                    {"budget", budget}};
+    if (Json gate = m_gate->summary_json(); !gate.empty()) {
+        summary["resilience"] = std::move(gate);
+    }
+    return summary;
 }
 
 std::string Router::report_text() const {
@@ -727,7 +731,7 @@ std::string Router::report_text() const {
                                ? fmt::format(", reached: {} files not analysed", m_budget_refusals)
                                : "");
     }
-    return out + "\n";
+    return out + "\n" + m_gate->report_text();
 }
 
 } // namespace
