@@ -180,6 +180,7 @@ private:
     void finish_with_error(const JobPtr& job, Error error);
     void finish(const JobPtr& job, AnalysisOutcome&& outcome);
     void cancel_everything();
+    void note_if_idle();
     double estimate_cost(const Job& job, const ProviderState& state) const;
 
     RouterOptions m_options;
@@ -192,7 +193,9 @@ private:
     std::vector<ProviderState> m_providers;
     std::deque<JobPtr> m_ready; // waiting for a concurrency slot (or the budget)
     std::unordered_set<JobPtr> m_live;
-    std::size_t m_in_flight = 0; // HTTP requests and queued admissions
+    std::size_t m_in_flight = 0;          // HTTP requests and queued admissions
+    std::size_t m_requests_in_flight = 0; // HTTP requests only
+    bool m_is_draining = false;           // after an interrupt: start nothing new
     std::size_t m_peak_in_flight = 0;
     std::uint64_t m_fallbacks = 0;
     std::uint64_t m_budget_refusals = 0;
@@ -207,6 +210,7 @@ private:
     std::condition_variable m_drained;   // m_outstanding reached 0
     std::size_t m_outstanding = 0;       // submitted, not yet done
     bool m_is_closed = false;
+    bool m_is_idle = false; // draining, and no request is in flight
     std::size_t m_max_outstanding = 0;
     std::atomic<std::uint64_t> m_offline_answers{0};
 };
@@ -334,6 +338,9 @@ double Router::estimate_cost(const Job& job, const ProviderState& state) const {
 
 // Starts attempts while there are slots, in arrival order.
 void Router::pump() {
+    if (m_is_draining) {
+        return;
+    }
     const auto now = std::chrono::steady_clock::now();
     while (m_in_flight < m_options.max_concurrency && !m_ready.empty()) {
         JobPtr job = m_ready.front();
@@ -399,6 +406,15 @@ void Router::on_admission(const JobPtr& job, std::size_t provider,
     if (job->is_finished) {
         return; // cancelled while queued in the gate; the permit is dropped as ignored
     }
+    if (admission && m_is_draining) {
+        // Granted after the interrupt: give the slot back and leave the job to be ended.
+        --m_in_flight;
+        m_budget.settle(job->reserved_usd, 0.0);
+        job->reserved_usd = 0.0;
+        m_ready.push_front(job);
+        note_if_idle();
+        return;
+    }
     if (admission) {
         send(job, provider, std::move(*admission));
         return;
@@ -424,6 +440,7 @@ void Router::send(const JobPtr& job, std::size_t provider, std::unique_ptr<CallP
     TransferLimits limits{state.config.timeout, state.config.connect_timeout,
                           state.config.stall_timeout};
     ++state.stats.requests;
+    ++m_requests_in_flight;
     job->last_provider = state.config.name;
     m_loop->send(
         build_request(state.config, conversation), limits,
@@ -435,6 +452,7 @@ void Router::send(const JobPtr& job, std::size_t provider, std::unique_ptr<CallP
 void Router::on_response(const JobPtr& job, std::size_t provider,
                          std::unique_ptr<CallPermit> permit, HttpResponse&& response) {
     --m_in_flight;
+    --m_requests_in_flight;
     ProviderState& state = m_providers[provider];
     if (response.is_cancelled) {
         m_gate->record(std::move(permit), CallOutcome::ignored, response.latency);
@@ -465,6 +483,19 @@ void Router::on_response(const JobPtr& job, std::size_t provider,
         retry_or_fail(job, state, std::move(result));
     }
     pump();
+    note_if_idle();
+}
+
+// Tells a draining shutdown() that nothing more will finish by itself.
+void Router::note_if_idle() {
+    if (!m_is_draining || m_requests_in_flight > 0) {
+        return;
+    }
+    {
+        std::lock_guard lock(m_mutex);
+        m_is_idle = true;
+    }
+    m_drained.notify_all();
 }
 
 void Router::retry_or_fail(const JobPtr& job, ProviderState& state, AttemptResult&& result) {
@@ -631,11 +662,20 @@ void Router::shutdown(milliseconds grace) {
     if (!m_loop || m_stop.load()) {
         return;
     }
-    {
-        std::unique_lock lock(m_mutex);
-        m_drained.wait_for(lock, grace, [&] { return m_outstanding == 0; });
-        m_is_closed = true;
+    // An interrupt gives the requests in flight `grace` to finish, but starts no new one:
+    // queued files, retries and repairs wait and end as interrupted.
+    std::unique_lock lock(m_mutex);
+    if (grace > milliseconds(0) && m_outstanding > 0) {
+        lock.unlock();
+        m_loop->post([this] {
+            m_is_draining = true;
+            note_if_idle();
+        });
+        lock.lock();
+        m_drained.wait_for(lock, grace, [&] { return m_outstanding == 0 || m_is_idle; });
     }
+    m_is_closed = true;
+    lock.unlock();
     m_slot_free.notify_all();
     m_loop->post([this] {
         cancel_everything();

@@ -400,3 +400,29 @@ TEST_CASE("Router: rejects unusable options") {
     CHECK(result.error().kind == "usage");
     CHECK(result.error().message.find("--openai-model") != std::string::npos);
 }
+
+TEST_CASE("Router: drain starts no new request") {
+    TestServer server;
+    server.delay = 300ms;
+    RouterOptions options = options_for(server, make_open_call_gate());
+    options.max_concurrency = 1;
+    auto router = make_router(std::move(options));
+    std::vector<std::promise<AnalysisOutcome>> promises(3);
+    for (auto& promise : promises) {
+        router->submit(request_with(), [&promise](AnalysisOutcome&& outcome) {
+            promise.set_value(std::move(outcome));
+        });
+    }
+    std::this_thread::sleep_for(100ms);
+
+    router->shutdown(2s);
+
+    const AnalysisOutcome first = promises[0].get_future().get();
+    CHECK(first.verdict.has_value());
+    for (std::size_t i = 1; i < promises.size(); ++i) {
+        const AnalysisOutcome queued = promises[i].get_future().get();
+        REQUIRE_FALSE(queued.verdict);
+        CHECK(queued.verdict.error().kind == "interrupted");
+    }
+    CHECK(server.requests("anthropic") == 1);
+}
