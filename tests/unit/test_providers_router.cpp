@@ -426,3 +426,45 @@ TEST_CASE("Router: drain starts no new request") {
     }
     CHECK(server.requests("anthropic") == 1);
 }
+
+TEST_CASE("Router: gate timers run while requests hang") {
+    // A gate that asks for one timer 100 ms after the first admission.
+    class TimerGate final : public CallGate {
+    public:
+        std::optional<Result<std::unique_ptr<CallPermit>>> admit(const std::string&,
+                                                                 AdmitCallback) override {
+            if (!deadline) {
+                deadline = std::chrono::steady_clock::now() + 100ms;
+            }
+            return Result<std::unique_ptr<CallPermit>>(std::make_unique<CallPermit>());
+        }
+        void record(std::unique_ptr<CallPermit>, CallOutcome, std::chrono::milliseconds) override {}
+        std::optional<SteadyTime> next_deadline() const override {
+            return fired ? std::nullopt : deadline;
+        }
+        void on_timer(SteadyTime now) override {
+            fired = true;
+            late_by = now - *deadline;
+        }
+
+        std::optional<SteadyTime> deadline;
+        std::atomic<bool> fired{false};
+        SteadyTime::duration late_by{};
+    };
+    TestServer server;
+    server.delay = 1s;
+    auto gate = std::make_shared<TimerGate>();
+    auto router = make_router(options_for(server, gate));
+    std::promise<AnalysisOutcome> promise;
+    router->submit(request_with(), [&promise](AnalysisOutcome&& outcome) {
+        promise.set_value(std::move(outcome));
+    });
+
+    std::this_thread::sleep_for(500ms);
+    const bool fired_while_in_flight = gate->fired;
+    promise.get_future().wait();
+    router->shutdown(0ms);
+
+    CHECK(fired_while_in_flight);
+    CHECK(gate->late_by < 200ms);
+}
