@@ -5,8 +5,10 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -605,4 +607,82 @@ TEST_CASE("ResilienceGate: long queue rejected after the breaker opens") {
     CHECK(inbox.arrivals.back() == k_queued);
     CHECK(stats_of(gate, "openai").active == 0);
     CHECK(stats_of(gate, "openai").queued == 0);
+}
+
+TEST_CASE("ResilienceGate: concurrent callers") {
+    constexpr int k_threads = 6;
+    constexpr int k_calls_per_thread = 1500;
+    auto clock = std::make_shared<ManualClock>();
+    ResilienceGate gate(
+        gate_config({provider_config("openai", 3, 50), provider_config("anthropic", 2, 50)}, 4),
+        clock);
+    std::mutex inbox_mutex;
+    std::vector<std::unique_ptr<CallPermit>> inbox;
+    std::atomic<int> resolved{0};
+    std::atomic<int> granted{0};
+
+    // Callbacks only hand the permit over; the callers record it, from any thread.
+    const auto record = [&](std::unique_ptr<CallPermit> permit, int call) {
+        gate.record(std::move(permit), call % 5 == 0 ? CallOutcome::ignored : CallOutcome::success,
+                    1ms);
+        ++granted;
+        ++resolved;
+    };
+    const auto drain = [&](int call) {
+        std::vector<std::unique_ptr<CallPermit>> taken;
+        {
+            std::lock_guard lock(inbox_mutex);
+            taken.swap(inbox);
+        }
+        for (auto& permit : taken) {
+            record(std::move(permit), call);
+        }
+    };
+    const auto caller = [&](int thread_index) {
+        for (int call = 0; call < k_calls_per_thread; ++call) {
+            const std::string provider = (call + thread_index) % 2 == 0 ? "openai" : "anthropic";
+            auto admission = gate.admit(provider, [&](Admission queued) {
+                if (queued) {
+                    std::lock_guard lock(inbox_mutex);
+                    inbox.push_back(std::move(*queued));
+                } else {
+                    ++resolved;
+                }
+            });
+            if (admission && *admission) {
+                record(std::move(**admission), call);
+            } else if (admission) {
+                ++resolved;
+            }
+            drain(call);
+        }
+        while (resolved.load() < k_threads * k_calls_per_thread) {
+            drain(0);
+            std::this_thread::yield();
+        }
+    };
+
+    std::vector<std::thread> threads;
+    for (int i = 0; i < k_threads; ++i) {
+        threads.emplace_back(caller, i);
+    }
+    for (auto& thread : threads) {
+        thread.join();
+    }
+
+    CHECK(resolved.load() == k_threads * k_calls_per_thread);
+    CHECK(granted.load() > 0);
+    for (const auto& stats : gate.bulkhead_stats()) {
+        CHECK(stats.active == 0);
+        CHECK(stats.queued == 0);
+        CHECK(stats.peak_active <= stats.max_concurrent);
+    }
+    const auto openai = gate.breaker_snapshot("openai");
+    const auto anthropic = gate.breaker_snapshot("anthropic");
+    CHECK(openai->in_flight == 0);
+    CHECK(anthropic->in_flight == 0);
+    CHECK(openai->counters.successes + openai->counters.ignored + anthropic->counters.successes +
+              anthropic->counters.ignored ==
+          static_cast<std::uint64_t>(granted.load()));
+    CHECK_FALSE(gate.next_deadline().has_value());
 }
