@@ -28,9 +28,18 @@ struct StatRecord {
 // window before recorded_ns are "racily clean" and are re-read, as git does with its index.
 inline constexpr std::int64_t k_racy_window_ns = 1'000'000'000;
 
+// A verdict that the shared tier could not take (Redis down or failing), queued until a
+// later run or `athena cache sync` pushes it there.
+struct PendingSyncEntry {
+    CacheKey key;
+    std::string encoded_entry; // encode_cache_entry() bytes, as queued
+    std::int64_t queued_unix_s = 0;
+};
+
 struct CacheDatabaseStats {
     std::uint64_t verdicts = 0;
     std::uint64_t stat_entries = 0;
+    std::uint64_t pending_sync = 0; // verdicts queued for the shared tier
     std::uint64_t file_bytes = 0; // cache.db plus its WAL
     int schema_version = 0;
 };
@@ -57,16 +66,29 @@ public:
     virtual Result<void> stat_store(std::span<const StatRecord> records) = 0;
 
     virtual Result<CacheDatabaseStats> stats() = 0;
-    // Deletes every verdict and stat entry (athena cache clear).
+    // Deletes every verdict and stat entry (athena cache clear). Verdicts queued for the
+    // shared tier stay queued: they are owed to the other runners, not part of this cache.
     virtual Result<void> clear() = 0;
     // Every stored entry for one digest, as (profile, encoded entry) pairs.
     virtual Result<std::vector<std::pair<std::string, std::string>>>
     verdicts_for(const std::string& sha256) = 0;
     // Deletes verdicts created before the given time; returns how many.
     virtual Result<std::uint64_t> prune_verdicts(std::int64_t older_than_unix_s) = 0;
+
+    // Queues verdicts for the shared tier, in one transaction. A key already queued gets the
+    // newer entry. Thread-safe. Errors: "cache".
+    virtual Result<void>
+    queue_pending_sync(std::span<const std::pair<CacheKey, CacheEntry>> entries) = 0;
+    // Returns up to `limit` queued verdicts in key order (the table's own order, so a
+    // batch costs no sort). Thread-safe. Errors: "cache".
+    virtual Result<std::vector<PendingSyncEntry>> list_pending_sync(std::size_t limit) = 0;
+    // Removes these keys from the queue once the shared tier has stored them. Keys not queued
+    // are ignored. Thread-safe. Errors: "cache".
+    virtual Result<void> mark_synced(std::span<const CacheKey> keys) = 0;
 };
 
-// The current schema version written by this athena.
-inline constexpr int k_cache_schema_version = 1;
+// The current schema version written by this athena. Version 2 added the pending_sync
+// table; a version 1 file is migrated on open and keeps its rows.
+inline constexpr int k_cache_schema_version = 2;
 
 } // namespace athena

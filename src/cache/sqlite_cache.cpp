@@ -2,7 +2,10 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <limits>
 #include <mutex>
 #include <system_error>
 
@@ -36,6 +39,14 @@ constexpr const char* k_migrations[] = {
     "  recorded_ns INTEGER NOT NULL,"
     "  sha256 TEXT NOT NULL,"
     "  PRIMARY KEY (device, inode)"
+    ") WITHOUT ROWID;",
+    // 1 -> 2: verdicts that the shared tier (Redis) could not take, kept until pushed there.
+    "CREATE TABLE pending_sync ("
+    "  sha256 TEXT NOT NULL,"
+    "  profile TEXT NOT NULL,"
+    "  entry TEXT NOT NULL,"
+    "  queued_unix_s INTEGER NOT NULL,"
+    "  PRIMARY KEY (sha256, profile)"
     ") WITHOUT ROWID;",
 };
 static_assert(std::size(k_migrations) == k_cache_schema_version);
@@ -311,37 +322,35 @@ public:
         });
     }
 
+    // Group commit: stores that threads make at the same time share one transaction, so
+    // promoting many one-key hits from a lower tier costs one commit per batch, not per key.
+    // The first caller to find no commit running writes every request queued so far; the
+    // others wait for it. Each call still stores all its entries or none: when the shared
+    // transaction fails, each request is retried in a transaction of its own.
     Result<void> store_verdicts(std::span<const std::pair<CacheKey, CacheEntry>> entries) {
         if (entries.empty()) {
             return {};
         }
-        std::lock_guard lock(m_writer_mutex);
-        return in_write_transaction([&]() -> Result<void> {
-            auto statement = writer_statement(m_insert_verdict,
-                                              "INSERT OR REPLACE INTO verdicts (sha256, profile, "
-                                              "entry, created_unix_s) VALUES (?1, ?2, ?3, ?4)");
-            if (!statement) {
-                return std::unexpected(statement.error());
+        StoreRequest request{entries, {}, false};
+        std::unique_lock lock(m_group_mutex);
+        m_group_queue.push_back(&request);
+        while (!request.is_done) {
+            if (m_is_group_committing) {
+                m_group_done.wait(lock);
+                continue;
             }
-            for (const auto& [key, entry] : entries) {
-                sqlite3_stmt* s = *statement;
-                const std::string encoded = encode_cache_entry(entry);
-                sqlite3_bind_text(s, 1, key.sha256.data(), static_cast<int>(key.sha256.size()),
-                                  SQLITE_TRANSIENT);
-                sqlite3_bind_text(s, 2, key.profile.data(), static_cast<int>(key.profile.size()),
-                                  SQLITE_TRANSIENT);
-                sqlite3_bind_text(s, 3, encoded.data(), static_cast<int>(encoded.size()),
-                                  SQLITE_TRANSIENT);
-                sqlite3_bind_int64(s, 4, entry.created_unix_s != 0 ? entry.created_unix_s
-                                                                    : now_unix_s());
-                const int rc = sqlite3_step(s);
-                sqlite3_reset(s);
-                if (rc != SQLITE_DONE) {
-                    return sqlite_error(m_writer.get(), "cannot store verdict");
-                }
+            m_is_group_committing = true;
+            std::vector<StoreRequest*> batch = std::exchange(m_group_queue, {});
+            lock.unlock();
+            commit_group(batch);
+            lock.lock();
+            for (StoreRequest* done : batch) {
+                done->is_done = true;
             }
-            return {};
-        });
+            m_is_group_committing = false;
+            m_group_done.notify_all();
+        }
+        return request.result;
     }
 
     Result<CacheDatabaseStats> stats() override {
@@ -351,11 +360,13 @@ public:
         const auto stat_entries = query_integer(m_writer.get(),
                                                 "SELECT count(*) FROM stat_cache");
         const auto version = query_integer(m_writer.get(), "PRAGMA user_version");
-        if (!verdicts || !stat_entries || !version) {
+        const auto pending = query_integer(m_writer.get(), "SELECT count(*) FROM pending_sync");
+        if (!verdicts || !stat_entries || !version || !pending) {
             return sqlite_error(m_writer.get(), "cannot read cache statistics");
         }
         out.verdicts = static_cast<std::uint64_t>(*verdicts);
         out.stat_entries = static_cast<std::uint64_t>(*stat_entries);
+        out.pending_sync = static_cast<std::uint64_t>(*pending);
         out.schema_version = static_cast<int>(*version);
         std::error_code ignored;
         for (const char* suffix : {"", "-wal"}) {
@@ -420,7 +431,153 @@ public:
         return removed;
     }
 
+    Result<void>
+    queue_pending_sync(std::span<const std::pair<CacheKey, CacheEntry>> entries) override {
+        if (entries.empty()) {
+            return {};
+        }
+        std::lock_guard lock(m_writer_mutex);
+        return in_write_transaction([&]() -> Result<void> {
+            auto statement =
+                writer_statement(m_insert_pending, "INSERT OR REPLACE INTO pending_sync (sha256, "
+                                                   "profile, entry, queued_unix_s) "
+                                                   "VALUES (?1, ?2, ?3, ?4)");
+            if (!statement) {
+                return std::unexpected(statement.error());
+            }
+            const std::int64_t queued_unix_s = now_unix_s();
+            for (const auto& [key, entry] : entries) {
+                sqlite3_stmt* s = *statement;
+                const std::string encoded = encode_cache_entry(entry);
+                sqlite3_bind_text(s, 1, key.sha256.data(), static_cast<int>(key.sha256.size()),
+                                  SQLITE_TRANSIENT);
+                sqlite3_bind_text(s, 2, key.profile.data(), static_cast<int>(key.profile.size()),
+                                  SQLITE_TRANSIENT);
+                sqlite3_bind_text(s, 3, encoded.data(), static_cast<int>(encoded.size()),
+                                  SQLITE_TRANSIENT);
+                sqlite3_bind_int64(s, 4, queued_unix_s);
+                const int rc = sqlite3_step(s);
+                sqlite3_reset(s);
+                if (rc != SQLITE_DONE) {
+                    return sqlite_error(m_writer.get(), "cannot queue verdict for sync");
+                }
+            }
+            return {};
+        });
+    }
+
+    Result<std::vector<PendingSyncEntry>> list_pending_sync(std::size_t limit) override {
+        std::lock_guard lock(m_writer_mutex);
+        auto statement = prepare(m_writer.get(),
+                                 "SELECT sha256, profile, entry, queued_unix_s FROM pending_sync "
+                                 "ORDER BY sha256, profile LIMIT ?1");
+        if (!statement) {
+            return std::unexpected(statement.error());
+        }
+        const auto capped = std::min<std::size_t>(limit, std::numeric_limits<int>::max());
+        sqlite3_bind_int64(statement->get(), 1, static_cast<sqlite3_int64>(capped));
+        std::vector<PendingSyncEntry> rows;
+        int rc = SQLITE_ROW;
+        while ((rc = sqlite3_step(statement->get())) == SQLITE_ROW) {
+            sqlite3_stmt* s = statement->get();
+            PendingSyncEntry row;
+            row.key.sha256 = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+            row.key.profile = reinterpret_cast<const char*>(sqlite3_column_text(s, 1));
+            row.encoded_entry = reinterpret_cast<const char*>(sqlite3_column_text(s, 2));
+            row.queued_unix_s = sqlite3_column_int64(s, 3);
+            rows.push_back(std::move(row));
+        }
+        if (rc != SQLITE_DONE) {
+            return sqlite_error(m_writer.get(), "cannot read verdicts queued for sync");
+        }
+        return rows;
+    }
+
+    Result<void> mark_synced(std::span<const CacheKey> keys) override {
+        if (keys.empty()) {
+            return {};
+        }
+        std::lock_guard lock(m_writer_mutex);
+        return in_write_transaction([&]() -> Result<void> {
+            auto statement =
+                writer_statement(m_delete_pending, "DELETE FROM pending_sync "
+                                                   "WHERE sha256 = ?1 AND profile = ?2");
+            if (!statement) {
+                return std::unexpected(statement.error());
+            }
+            for (const CacheKey& key : keys) {
+                sqlite3_stmt* s = *statement;
+                sqlite3_bind_text(s, 1, key.sha256.data(), static_cast<int>(key.sha256.size()),
+                                  SQLITE_TRANSIENT);
+                sqlite3_bind_text(s, 2, key.profile.data(), static_cast<int>(key.profile.size()),
+                                  SQLITE_TRANSIENT);
+                const int rc = sqlite3_step(s);
+                sqlite3_reset(s);
+                if (rc != SQLITE_DONE) {
+                    return sqlite_error(m_writer.get(), "cannot mark verdict as synced");
+                }
+            }
+            return {};
+        });
+    }
+
 private:
+    struct StoreRequest {
+        std::span<const std::pair<CacheKey, CacheEntry>> entries;
+        Result<void> result;
+        bool is_done = false;
+    };
+
+    void commit_group(const std::vector<StoreRequest*>& batch) {
+        std::lock_guard lock(m_writer_mutex);
+        auto shared = in_write_transaction([&]() -> Result<void> {
+            for (const StoreRequest* request : batch) {
+                if (auto ok = write_verdicts(request->entries); !ok) {
+                    return ok;
+                }
+            }
+            return {};
+        });
+        for (StoreRequest* request : batch) {
+            request->result = shared;
+        }
+        if (shared || batch.size() == 1) {
+            return;
+        }
+        for (StoreRequest* request : batch) {
+            request->result =
+                in_write_transaction([&]() { return write_verdicts(request->entries); });
+        }
+    }
+
+    // Inserts the entries; the caller holds m_writer_mutex inside a write transaction.
+    Result<void> write_verdicts(std::span<const std::pair<CacheKey, CacheEntry>> entries) {
+        auto statement =
+            writer_statement(m_insert_verdict, "INSERT OR REPLACE INTO verdicts (sha256, profile, "
+                                               "entry, created_unix_s) VALUES (?1, ?2, ?3, ?4)");
+        if (!statement) {
+            return std::unexpected(statement.error());
+        }
+        for (const auto& [key, entry] : entries) {
+            sqlite3_stmt* s = *statement;
+            const std::string encoded = encode_cache_entry(entry);
+            sqlite3_bind_text(s, 1, key.sha256.data(), static_cast<int>(key.sha256.size()),
+                              SQLITE_TRANSIENT);
+            sqlite3_bind_text(s, 2, key.profile.data(), static_cast<int>(key.profile.size()),
+                              SQLITE_TRANSIENT);
+            sqlite3_bind_text(s, 3, encoded.data(), static_cast<int>(encoded.size()),
+                              SQLITE_TRANSIENT);
+            sqlite3_bind_int64(s, 4,
+                               entry.created_unix_s != 0 ? entry.created_unix_s : now_unix_s());
+            const int rc = sqlite3_step(s);
+            sqlite3_reset(s);
+            if (rc != SQLITE_DONE) {
+                return sqlite_error(m_writer.get(), "cannot store verdict");
+            }
+        }
+        return {};
+    }
+
     Result<sqlite3_stmt*> writer_statement(Statement& slot, const char* sql) {
         if (!slot) {
             auto statement = prepare(m_writer.get(), sql);
@@ -459,8 +616,14 @@ private:
     Connection m_writer;
     Statement m_insert_verdict;
     Statement m_insert_stat;
+    Statement m_insert_pending;
+    Statement m_delete_pending;
     std::mutex m_pool_mutex; // guards m_readers
     std::vector<std::unique_ptr<ReaderConnection>> m_readers;
+    std::mutex m_group_mutex; // guards m_group_queue, m_is_group_committing, requests' is_done
+    std::condition_variable m_group_done;
+    std::vector<StoreRequest*> m_group_queue;
+    bool m_is_group_committing = false;
 };
 
 Result<std::vector<std::optional<CacheEntry>>>

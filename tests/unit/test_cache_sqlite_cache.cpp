@@ -4,6 +4,7 @@
 #include <athena/tiered_cache.hpp>
 
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 #include <sqlite3.h>
 
 #include <chrono>
@@ -205,4 +206,132 @@ TEST_CASE("TieredCache: a key no tier holds is one miss") {
     CHECK_FALSE(found[0].entry.has_value());
     CHECK(cache.stats().misses == 1);
     CHECK(cache.stats().hits == 0);
+}
+
+TEST_CASE("CacheDatabase: a version 1 file is migrated and keeps its rows") {
+    athena::test::TempDir dir;
+    const auto file = dir.path() / "cache.db";
+    const std::string entry = athena::encode_cache_entry(sample_entry());
+    {
+        // The version 1 schema exactly as earlier athena releases wrote it.
+        sqlite3* connection = nullptr;
+        REQUIRE(sqlite3_open(file.c_str(), &connection) == SQLITE_OK);
+        const std::string schema =
+            "CREATE TABLE verdicts (sha256 TEXT NOT NULL, profile TEXT NOT NULL, "
+            "entry TEXT NOT NULL, created_unix_s INTEGER NOT NULL, "
+            "PRIMARY KEY (sha256, profile)) WITHOUT ROWID;"
+            "CREATE TABLE stat_cache (device INTEGER NOT NULL, inode INTEGER NOT NULL, "
+            "size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL, "
+            "recorded_ns INTEGER NOT NULL, sha256 TEXT NOT NULL, "
+            "PRIMARY KEY (device, inode)) WITHOUT ROWID;"
+            "PRAGMA application_id = 1635018801; PRAGMA user_version = 1;";
+        const std::string digest(64, 'f');
+        const std::string rows =
+            fmt::format("INSERT INTO verdicts VALUES ('{}', 'builtin/1', '{}', 1700000000);"
+                        "INSERT INTO stat_cache VALUES (1, 2, 3, 4, 5, 6, '{}');",
+                        digest, entry, digest);
+        const std::string sql = schema + rows;
+        REQUIRE(sqlite3_exec(connection, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
+        sqlite3_close(connection);
+    }
+
+    auto database = athena::CacheDatabase::open(dir.path());
+
+    REQUIRE(database.has_value());
+    CHECK(query_integer(file, "PRAGMA user_version") == 2);
+    CHECK(query_integer(file, "SELECT count(*) FROM stat_cache") == 1);
+    CHECK(query_integer(file, "SELECT count(*) FROM pending_sync") == 0);
+    const athena::CacheKey key{std::string(64, 'f'), "builtin/1"};
+    auto found = (*database)->make_verdict_tier()->lookup(std::span(&key, 1));
+    REQUIRE(found.has_value());
+    REQUIRE((*found)[0].has_value());
+    CHECK(*(*found)[0] == sample_entry());
+    auto stats = (*database)->stats();
+    REQUIRE(stats.has_value());
+    CHECK(stats->schema_version == 2);
+    CHECK(stats->verdicts == 1);
+}
+
+TEST_CASE("CacheDatabase: pending sync queue") {
+    athena::test::TempDir dir;
+    auto database = athena::CacheDatabase::open(dir.path());
+    REQUIRE(database.has_value());
+    athena::CacheDatabase& db = **database;
+    const athena::CacheKey first{std::string(64, '1'), "builtin/1"};
+    const athena::CacheKey second{std::string(64, '2'), "builtin/1"};
+    athena::CacheEntry newer = sample_entry();
+    newer.verdict.summary = "requeued with a newer verdict";
+    const std::vector<std::pair<athena::CacheKey, athena::CacheEntry>> entries{
+        {first, sample_entry()}, {second, sample_entry()}};
+
+    SUBCASE("queued entries are listed with their encoded verdict") {
+        REQUIRE(db.queue_pending_sync(entries));
+
+        auto listed = db.list_pending_sync(100);
+
+        REQUIRE(listed.has_value());
+        REQUIRE(listed->size() == 2);
+        CHECK((*listed)[0].key == first);
+        CHECK((*listed)[1].key == second);
+        auto decoded = athena::decode_cache_entry((*listed)[0].encoded_entry);
+        REQUIRE(decoded.has_value());
+        CHECK(*decoded == sample_entry());
+        CHECK((*listed)[0].queued_unix_s > 1700000000);
+    }
+    SUBCASE("the limit caps the list") {
+        REQUIRE(db.queue_pending_sync(entries));
+
+        auto listed = db.list_pending_sync(1);
+
+        REQUIRE(listed.has_value());
+        CHECK(listed->size() == 1);
+    }
+    SUBCASE("requeueing a key keeps one row with the newer entry") {
+        REQUIRE(db.queue_pending_sync(entries));
+        const std::pair<athena::CacheKey, athena::CacheEntry> again{first, newer};
+        REQUIRE(db.queue_pending_sync(std::span(&again, 1)));
+
+        auto listed = db.list_pending_sync(100);
+
+        REQUIRE(listed.has_value());
+        CHECK(listed->size() == 2);
+        bool is_first_found = false;
+        for (const auto& row : *listed) {
+            if (row.key == first) {
+                is_first_found = true;
+                CHECK(athena::decode_cache_entry(row.encoded_entry)->verdict.summary ==
+                      newer.verdict.summary);
+            }
+        }
+        CHECK(is_first_found);
+    }
+    SUBCASE("marked keys leave the queue, others stay") {
+        REQUIRE(db.queue_pending_sync(entries));
+
+        REQUIRE(db.mark_synced(std::span(&first, 1)));
+
+        auto listed = db.list_pending_sync(100);
+        REQUIRE(listed.has_value());
+        REQUIRE(listed->size() == 1);
+        CHECK((*listed)[0].key == second);
+        CHECK(db.stats()->pending_sync == 1);
+    }
+    SUBCASE("clear keeps the queue") {
+        REQUIRE(db.queue_pending_sync(entries));
+
+        REQUIRE(db.clear());
+
+        CHECK(db.stats()->pending_sync == 2);
+    }
+    SUBCASE("the queue survives a reopen") {
+        REQUIRE(db.queue_pending_sync(entries));
+        database->reset();
+
+        auto reopened = athena::CacheDatabase::open(dir.path());
+
+        REQUIRE(reopened.has_value());
+        auto listed = (*reopened)->list_pending_sync(100);
+        REQUIRE(listed.has_value());
+        CHECK(listed->size() == 2);
+    }
 }
