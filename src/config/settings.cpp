@@ -99,6 +99,8 @@ bool is_secret_name(std::string_view name) {
     }
 
     // "key" counts only as a whole word part, so that names like "monkey" stay visible.
+    // "key-prefix" names the namespace of stored keys (redis-key-prefix), not a credential.
+    std::vector<std::string_view> parts;
     std::size_t part_start = 0;
     while (part_start <= lower.size()) {
         auto part_end = part_start;
@@ -106,12 +108,14 @@ bool is_secret_name(std::string_view name) {
                std::isalnum(static_cast<unsigned char>(lower[part_end]))) {
             ++part_end;
         }
-        const std::string_view part =
-            std::string_view(lower).substr(part_start, part_end - part_start);
-        if (part == "key" || part == "apikey") {
+        parts.push_back(std::string_view(lower).substr(part_start, part_end - part_start));
+        part_start = part_end + 1;
+    }
+    for (std::size_t index = 0; index < parts.size(); ++index) {
+        const bool is_prefix_name = index + 1 < parts.size() && parts[index + 1] == "prefix";
+        if ((parts[index] == "key" && !is_prefix_name) || parts[index] == "apikey") {
             return true;
         }
-        part_start = part_end + 1;
     }
     return false;
 }

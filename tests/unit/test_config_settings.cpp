@@ -577,6 +577,34 @@ TEST_CASE("Settings: secrets are masked") {
     }
 }
 
+TEST_CASE("Settings: a key prefix is not a secret") {
+    athena::Settings settings;
+    settings.define(make_spec("redis-key-prefix", athena::SettingKind::string, "redis.key_prefix",
+                              {"REDIS_KEY_PREFIX"}, "athena:"));
+    settings.define(make_spec("api-key", athena::SettingKind::string, "", {}, ""));
+    settings.define(make_spec("openai-key", athena::SettingKind::string, "", {}, ""));
+    settings.define(make_spec("key", athena::SettingKind::string, "", {}, ""));
+    const Env env{{"REDIS_KEY_PREFIX", "ci:"}};
+    REQUIRE(settings.load_environment(&env).has_value());
+
+    SUBCASE("key-prefix is shown") {
+        CHECK_FALSE(settings.spec("redis-key-prefix").is_secret);
+        bool is_prefix_line_found = false;
+        for (const std::string& line : lines_of(settings.format_text())) {
+            if (line.starts_with("redis-key-prefix ")) {
+                is_prefix_line_found = true;
+                CHECK(contains(line, " ci: "));
+            }
+        }
+        CHECK(is_prefix_line_found);
+    }
+    SUBCASE("other key names stay secret") {
+        CHECK(settings.spec("api-key").is_secret);
+        CHECK(settings.spec("openai-key").is_secret);
+        CHECK(settings.spec("key").is_secret);
+    }
+}
+
 TEST_CASE("Settings: text output") {
     athena::Settings settings = make_settings();
     REQUIRE(settings.set_from_command_line("max-file-size", "1K").has_value());
