@@ -125,10 +125,10 @@ public:
     //                   "execution_ms": {...}}]}
     // "at_ms" is the time since the gate was created. The timeline keeps the latest 256
     // transitions of each breaker; "transitions_total" counts them all.
-    nlohmann::ordered_json summary_json() const;
+    nlohmann::ordered_json summary_json() const override;
     // The same as report lines: per provider one "breaker" line with the counts, one line
     // per transition, and one "bulkhead" line per bulkhead.
-    std::string report_text() const;
+    std::string report_text() const override;
 
 private:
     std::shared_ptr<detail::GateCore> m_core;
