@@ -231,6 +231,9 @@ Router::Router(RouterOptions options, std::unique_ptr<Analyser> builtin)
     }
     // Submissions beyond this wait in submit(), so a huge tree of unseen files cannot pile
     // up evidence in memory faster than the providers answer.
+    // NOTE: the router learns of an interrupt only in shutdown(), which the pipeline calls
+    // after its workers end. A worker waiting here after Ctrl-C goes on once a request
+    // finishes, which can take up to the provider timeout when every request hangs.
     m_max_outstanding = std::max<std::size_t>(256, 8 * m_options.max_concurrency);
     if (m_options.offline) {
         return;
