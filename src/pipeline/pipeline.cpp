@@ -35,6 +35,9 @@ constexpr std::uint64_t k_keep_content_bytes = 1u << 20;
 // Files travel between threads in batches: a hand-off per file costs a futex wake and a
 // context switch, which on a warm run (nothing to read) costs more than the file itself.
 constexpr std::size_t k_walk_batch_files = 64;
+// A batch also ends at this many bytes, so that a few big files spread over the workers
+// instead of all landing on one thread.
+constexpr std::uint64_t k_walk_batch_bytes = 16u << 20;
 constexpr std::size_t k_walk_queue_batches = 64;
 constexpr std::size_t k_result_queue_batches = 256;
 constexpr std::size_t k_store_batch_max = 32; // batches of results per store transaction
@@ -168,7 +171,9 @@ void Pipeline::walk_all() {
     const auto started = Clock::now();
     const std::atomic<bool> never_stop{false};
     std::vector<WalkEntry> batch;
+    std::uint64_t batch_bytes = 0;
     const auto hand_off = [&] {
+        batch_bytes = 0;
         const auto waited = Clock::now();
         const bool accepted = m_walk_queue.push(std::exchange(batch, {}));
         m_walk_wait_ns += elapsed_ns(waited);
@@ -181,8 +186,11 @@ void Pipeline::walk_all() {
             if (is_interrupted()) {
                 return false;
             }
+            batch_bytes += entry.identity.size_bytes;
             batch.push_back(std::move(entry));
-            return batch.size() < k_walk_batch_files || hand_off();
+            const bool is_full =
+                batch.size() >= k_walk_batch_files || batch_bytes >= k_walk_batch_bytes;
+            return !is_full || hand_off();
         },
         never_stop);
     if (!batch.empty() && !is_interrupted()) {
