@@ -310,17 +310,18 @@ void Router::enqueue(JobPtr job) {
     pump();
 }
 
-// Moves job.provider to the first usable provider from its current one. With failover off,
-// only the first provider of the list is ever used.
+// Moves job.provider to the first usable provider from its current one. Providers without
+// a key are always passed over; with failover off, a provider disabled during the run ends
+// the file's turn instead.
 bool Router::choose_provider(Job& job) {
     while (job.provider < m_providers.size()) {
-        if (m_providers[job.provider].disabled_reason.empty()) {
+        const ProviderState& candidate = m_providers[job.provider];
+        if (candidate.disabled_reason.empty()) {
             return true;
         }
-        if (!m_options.failover) {
-            const ProviderState& state = m_providers[job.provider];
-            job.failures.push_back(fmt::format("{}: disabled for this run: {}", state.config.name,
-                                               state.disabled_reason));
+        if (!m_options.failover && candidate.config.has_credentials()) {
+            job.failures.push_back(fmt::format("{}: disabled for this run: {}",
+                                               candidate.config.name, candidate.disabled_reason));
             if (!job.last_error) {
                 job.last_error = Error{"no_provider", job.failures.back()};
             }

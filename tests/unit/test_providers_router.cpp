@@ -310,6 +310,16 @@ TEST_CASE("Router: failover paths") {
         REQUIRE(gate->outcomes.size() == 2);
         CHECK(gate->outcomes[0] == CallOutcome::ignored);
     }
+    SUBCASE("a provider without a key is passed over even without failover") {
+        RouterOptions options = options_for(server, gate);
+        options.failover = false;
+        options.providers[0].api_key.clear();
+        auto router = make_router(std::move(options));
+        const AnalysisOutcome outcome = analyse(*router, request_with());
+        router->shutdown(0ms);
+        CHECK(outcome.provider == "openai");
+        CHECK(server.requests("anthropic") == 0);
+    }
     SUBCASE("without failover the builtin answers") {
         server.script({400});
         RouterOptions options = options_for(server, gate);
