@@ -92,13 +92,14 @@ std::string_view source_name(SettingSource source) {
 
 bool is_secret_name(std::string_view name) {
     const std::string lower = to_lower(name);
-    for (std::string_view word : {"password", "secret", "token"}) {
+    for (std::string_view word : {"password", "secret"}) {
         if (lower.find(word) != std::string::npos) {
             return true;
         }
     }
 
-    // "key" counts only as a whole word part, so that names like "monkey" stay visible.
+    // "key" and "token" count only as whole word parts, so that names like "monkey" or
+    // "max-input-tokens" (a count, not a credential) stay visible.
     // "key-prefix" names the namespace of stored keys (redis-key-prefix), not a credential.
     std::vector<std::string_view> parts;
     std::size_t part_start = 0;
@@ -113,7 +114,8 @@ bool is_secret_name(std::string_view name) {
     }
     for (std::size_t index = 0; index < parts.size(); ++index) {
         const bool is_prefix_name = index + 1 < parts.size() && parts[index + 1] == "prefix";
-        if ((parts[index] == "key" && !is_prefix_name) || parts[index] == "apikey") {
+        if ((parts[index] == "key" && !is_prefix_name) || parts[index] == "apikey" ||
+            parts[index] == "token") {
             return true;
         }
     }
@@ -829,6 +831,12 @@ std::string Settings::format_json() const {
             {"value", json_value(*spec, current)},
             {"source", source_name(current.origin.source)},
             {"origin", current.origin.description},
+            {"default", spec->is_secret || spec->default_value.empty()
+                            ? nlohmann::ordered_json(nullptr)
+                            : nlohmann::ordered_json(spec->default_value)},
+            {"config_key", spec->config_key},
+            {"env", spec->env_names},
+            {"description", spec->description},
         });
     }
     // Replacing invalid UTF-8 keeps dump() from throwing on a byte-string path or value.

@@ -605,6 +605,15 @@ TEST_CASE("Settings: a key prefix is not a secret") {
     }
 }
 
+TEST_CASE("Settings: a token count is not a secret") {
+    athena::Settings settings;
+    settings.define(make_spec("max-input-tokens", athena::SettingKind::integer, "", {}, "4000"));
+    settings.define(make_spec("auth-token", athena::SettingKind::string, "", {}, ""));
+
+    CHECK_FALSE(settings.spec("max-input-tokens").is_secret);
+    CHECK(settings.spec("auth-token").is_secret);
+}
+
 TEST_CASE("Settings: text output") {
     athena::Settings settings = make_settings();
     REQUIRE(settings.set_from_command_line("max-file-size", "1K").has_value());
@@ -669,6 +678,13 @@ TEST_CASE("Settings: JSON output") {
             CHECK(entry.contains("origin"));
         }
         CHECK(parsed[0]["name"] == "memory-cache");
+    }
+    SUBCASE("where each setting can be set") {
+        CHECK(by_name["cache-dir"]["config_key"] == "cache.dir");
+        CHECK(by_name["timeout"]["env"] == nlohmann::json{"ATHENA_TIMEOUT"});
+        CHECK(by_name["memory-cache"]["default"] == "true");
+        CHECK(by_name["redis-password"]["default"].is_null());
+        CHECK(by_name["memory-cache"]["description"].is_string());
     }
     SUBCASE("value types follow the kind") {
         CHECK(by_name["memory-cache"]["value"] == true);
