@@ -338,8 +338,8 @@ BreakerTransitionListener first_opening_warning(const Warn& warn) {
                 return;
             }
         }
-        warn(fmt::format("circuit breaker for {} opened ({}); its files go to the next "
-                         "provider until probe calls succeed; the report lists every change",
+        warn(fmt::format("circuit breaker for {} opened ({}); its calls fail over until probe "
+                         "calls succeed, and the report lists every change",
                          provider, transition.reason));
     };
 }
