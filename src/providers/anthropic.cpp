@@ -3,6 +3,8 @@
 #include "providers/prompt.hpp"
 #include "providers/wire.hpp"
 
+#include <fmt/format.h>
+
 namespace athena::providers {
 namespace {
 
@@ -16,6 +18,15 @@ std::uint64_t count_field(const Json& object, const char* key) {
     return it != object.end() && it->is_number_unsigned() ? it->get<std::uint64_t>() : 0;
 }
 
+// The forced tool call, serialised once.
+const std::string& tool_members() {
+    static const std::string text = fmt::format(
+        R"("tool_choice":{{"name":"{}","type":"tool"}},"tools":[{{"description":"Record the )"
+        R"(triage verdict for the file.","input_schema":{},"name":"{}"}}])",
+        k_tool_name, verdict_schema_json(), k_tool_name);
+    return text;
+}
+
 } // namespace
 
 HttpRequest build_anthropic_request(const ProviderConfig& provider,
@@ -25,17 +36,14 @@ HttpRequest build_anthropic_request(const ProviderConfig& provider,
         messages.push_back({{"role", "assistant"}, {"content", conversation.rejected_answer}});
         messages.push_back({{"role", "user"}, {"content", conversation.repair}});
     }
-    Json body = {{"model", provider.model},
-                 {"max_tokens", conversation.max_output_tokens},
-                 {"system", conversation.system},
-                 {"messages", messages}};
+    const Json body = {{"model", provider.model},
+                       {"max_tokens", conversation.max_output_tokens},
+                       {"messages", messages}};
+    std::string members = "\"system\":" + json_string(conversation.system);
     // A repair turn shows the rejected answer as text, so the tool is not forced there: the
     // model answers in text, which the fence and JSON path reads.
     if (conversation.wants_verdict_schema && conversation.repair.empty()) {
-        body["tools"] = Json::array({{{"name", k_tool_name},
-                                      {"description", "Record the triage verdict for the file."},
-                                      {"input_schema", verdict_schema()}}});
-        body["tool_choice"] = {{"type", "tool"}, {"name", k_tool_name}};
+        members += "," + tool_members();
     }
 
     HttpRequest request;
@@ -45,7 +53,7 @@ HttpRequest build_anthropic_request(const ProviderConfig& provider,
     if (!provider.api_key.empty()) {
         request.headers.push_back("x-api-key: " + provider.api_key);
     }
-    request.body = body.dump(-1, ' ', false, Json::error_handler_t::replace);
+    request.body = dump_with_members(body, members);
     return request;
 }
 

@@ -3,6 +3,8 @@
 #include "providers/prompt.hpp"
 #include "providers/wire.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
 namespace athena::providers {
@@ -48,15 +50,16 @@ HttpRequest build_gemini_request(const ProviderConfig& provider, const Conversat
         contents.push_back(text_content("model", conversation.rejected_answer));
         contents.push_back(text_content("user", conversation.repair));
     }
-    Json generation = {{"maxOutputTokens", conversation.max_output_tokens}};
+    std::string members =
+        fmt::format(R"("systemInstruction":{{"parts":[{{"text":{}}}]}},)"
+                    R"("generationConfig":{{"maxOutputTokens":{})",
+                    json_string(conversation.system), conversation.max_output_tokens);
     if (conversation.wants_verdict_schema) {
-        generation["responseMimeType"] = "application/json";
-        generation["responseSchema"] = gemini_verdict_schema();
+        members += R"(,"responseMimeType":"application/json","responseSchema":)";
+        members += gemini_verdict_schema_json();
     }
-    const Json body = {
-        {"systemInstruction", {{"parts", Json::array({{{"text", conversation.system}}})}}},
-        {"contents", contents},
-        {"generationConfig", generation}};
+    members += '}';
+    const Json body = {{"contents", contents}};
 
     HttpRequest request;
     request.url = endpoint_url(provider);
@@ -64,7 +67,7 @@ HttpRequest build_gemini_request(const ProviderConfig& provider, const Conversat
     if (!provider.api_key.empty()) {
         request.headers.push_back("x-goog-api-key: " + provider.api_key);
     }
-    request.body = body.dump(-1, ' ', false, Json::error_handler_t::replace);
+    request.body = dump_with_members(body, members);
     return request;
 }
 

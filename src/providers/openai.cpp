@@ -31,27 +31,35 @@ TokenUsage read_usage(const Json& usage) {
     return result;
 }
 
+// The structured-output request, serialised once.
+const std::string& json_schema_members() {
+    static const std::string text = R"("response_format":{"json_schema":{"name":"verdict",)"
+                                    R"("schema":)" +
+                                    verdict_schema_json() +
+                                    R"(,"strict":true},"type":"json_schema"})";
+    return text;
+}
+
 } // namespace
 
 HttpRequest build_openai_request(const ProviderConfig& provider, const Conversation& conversation) {
-    Json messages = Json::array({{{"role", "system"}, {"content", conversation.system}},
-                                 {{"role", "user"}, {"content", conversation.user}}});
+    // The system message is spliced in as text, so its escaping is done once.
+    Json turns = Json::array({{{"role", "user"}, {"content", conversation.user}}});
     if (!conversation.repair.empty()) {
-        messages.push_back({{"role", "assistant"}, {"content", conversation.rejected_answer}});
-        messages.push_back({{"role", "user"}, {"content", conversation.repair}});
+        turns.push_back({{"role", "assistant"}, {"content", conversation.rejected_answer}});
+        turns.push_back({{"role", "user"}, {"content", conversation.repair}});
     }
-    Json body = {{"model", provider.model}, {"messages", messages}};
-    body[provider.max_tokens_field] = conversation.max_output_tokens;
+    const std::string turns_text = turns.dump(-1, ' ', false, Json::error_handler_t::replace);
+    std::string members = R"("messages":[{"content":)" + json_string(conversation.system) +
+                          R"(,"role":"system"},)" + turns_text.substr(1);
     if (conversation.wants_verdict_schema) {
-        if (provider.response_format == ResponseFormat::json_schema) {
-            body["response_format"] = {
-                {"type", "json_schema"},
-                {"json_schema",
-                 {{"name", "verdict"}, {"strict", true}, {"schema", verdict_schema()}}}};
-        } else {
-            body["response_format"] = {{"type", "json_object"}};
-        }
+        members += ',';
+        members += provider.response_format == ResponseFormat::json_schema
+                       ? json_schema_members()
+                       : R"("response_format":{"type":"json_object"})";
     }
+    Json body = {{"model", provider.model}};
+    body[provider.max_tokens_field] = conversation.max_output_tokens;
 
     HttpRequest request;
     request.url = endpoint_url(provider);
@@ -59,7 +67,7 @@ HttpRequest build_openai_request(const ProviderConfig& provider, const Conversat
     if (!provider.api_key.empty()) {
         request.headers.push_back("Authorization: Bearer " + provider.api_key);
     }
-    request.body = body.dump(-1, ' ', false, Json::error_handler_t::replace);
+    request.body = dump_with_members(body, members);
     return request;
 }
 

@@ -208,6 +208,21 @@ const std::string& system_prompt() {
     return prompt;
 }
 
+const std::string& system_prompt_json() {
+    static const std::string text = Json(system_prompt()).dump();
+    return text;
+}
+
+const std::string& verdict_schema_json() {
+    static const std::string text = verdict_schema().dump();
+    return text;
+}
+
+const std::string& gemini_verdict_schema_json() {
+    static const std::string text = gemini_verdict_schema().dump();
+    return text;
+}
+
 EvidenceBundle build_evidence_bundle(const AnalysisRequest& request, std::size_t max_input_tokens) {
     const Evidence& evidence = request.evidence;
     Cuttable parts;
@@ -222,8 +237,8 @@ EvidenceBundle build_evidence_bundle(const AnalysisRequest& request, std::size_t
 
     // The request also carries the system prompt, the schema (in the request body for most
     // APIs) and the message wrapper; count them once.
-    const std::size_t fixed_bytes =
-        system_prompt().size() + verdict_schema().dump().size() + evidence_message("").size();
+    static const std::size_t fixed_bytes =
+        system_prompt().size() + verdict_schema_json().size() + evidence_message("").size();
     EvidenceBundle bundle;
     for (;;) {
         bundle.json = dump(bundle_json(request, parts));

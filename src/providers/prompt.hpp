@@ -27,6 +27,12 @@ const nlohmann::json& gemini_verdict_schema();
 // untrusted data and never instructions.
 const std::string& system_prompt();
 
+// The same three, serialised once, because every request carries them: the system prompt
+// as a JSON string, the schemas as JSON objects.
+const std::string& system_prompt_json();
+const std::string& verdict_schema_json();
+const std::string& gemini_verdict_schema_json();
+
 struct EvidenceBundle {
     std::string json;             // the bundle, compact JSON, valid UTF-8
     std::size_t estimated_tokens; // of the whole request text: system prompt and user message

@@ -1,5 +1,6 @@
 // Reading a provider's response: the validation path from transport result to verdict, and
 // the wait a server asks for before a retry.
+#include "providers/prompt.hpp"
 #include "providers/wire.hpp"
 
 #include <athena/text.hpp>
@@ -237,6 +238,27 @@ HttpRequest build_request(const ProviderConfig& provider, const Conversation& co
         return build_gemini_request(provider, conversation);
     }
     return build_openai_request(provider, conversation);
+}
+
+std::string dump_with_members(const Json& body, std::string_view members) {
+    std::string text = body.dump(-1, ' ', false, Json::error_handler_t::replace);
+    if (members.empty()) {
+        return text;
+    }
+    text.pop_back(); // the closing brace
+    if (text.size() > 1) {
+        text += ',';
+    }
+    text += members;
+    text += '}';
+    return text;
+}
+
+std::string json_string(const std::string& text) {
+    if (text == system_prompt()) {
+        return system_prompt_json();
+    }
+    return Json(text).dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
 std::string provider_error_message(const Json& body) {

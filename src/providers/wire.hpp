@@ -47,6 +47,13 @@ struct Conversation {
     std::uint32_t max_output_tokens = 1024;
 };
 
+// Serialises `body`, a JSON object, with `members` added: text of the form
+// "\"key\":value,..." that is already JSON, such as a schema serialised once.
+std::string dump_with_members(const nlohmann::json& body, std::string_view members);
+
+// `text` as a JSON string; the system prompt's escaping is done once.
+std::string json_string(const std::string& text);
+
 // The request in the provider's API (build_request picks by provider.api).
 HttpRequest build_request(const ProviderConfig& provider, const Conversation& conversation);
 HttpRequest build_anthropic_request(const ProviderConfig& provider,

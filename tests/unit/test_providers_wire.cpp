@@ -124,6 +124,8 @@ TEST_CASE("Wire: requests carry schema, key header and path") {
             body["generationConfig"]["responseSchema"]["properties"]["malware_family"];
         CHECK(family["type"] == "string");
         CHECK(family["nullable"] == true);
+        CHECK(body["systemInstruction"]["parts"][0]["text"] == "system text");
+        CHECK(body["generationConfig"]["maxOutputTokens"] == 321);
         CHECK(std::ranges::count(request.headers, "x-goog-api-key: " + k_key) == 1);
     }
     SUBCASE("a repair shows the rejected answer and the reason") {
@@ -136,6 +138,16 @@ TEST_CASE("Wire: requests carry schema, key header and path") {
         CHECK(body["messages"][2]["content"] == conversation.rejected_answer);
         CHECK(body["messages"][3]["content"].get<std::string>().find("unknown threat level") !=
               std::string::npos);
+    }
+    SUBCASE("an anthropic repair answers in text, without the forced tool") {
+        conversation.system = system_prompt();
+        conversation.rejected_answer = "not json";
+        conversation.repair = repair_message("the answer is not valid JSON");
+        const Json body =
+            Json::parse(build_request(config_for(ProviderApi::anthropic), conversation).body);
+        CHECK(body["system"] == system_prompt());
+        CHECK_FALSE(body.contains("tools"));
+        CHECK(body["messages"].size() == 3);
     }
     SUBCASE("a keyless local server gets no auth header") {
         ProviderConfig config = config_for(ProviderApi::openai);
