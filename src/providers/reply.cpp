@@ -18,7 +18,7 @@ namespace {
 using Json = nlohmann::json;
 using std::chrono::milliseconds;
 
-// Server waits above this are treated as this: a day is longer than any run.
+// Server waits above a day are cut to a day, so later arithmetic cannot overflow.
 constexpr double k_max_wait_ms = 86'400'000.0;
 // The rejected answer shown in a repair request is cut to this many bytes.
 constexpr std::size_t k_max_answer_bytes = 4000;
@@ -316,7 +316,7 @@ std::optional<milliseconds> parse_retry_after(const std::map<std::string, std::s
     if (const auto seconds = parse_number(header->second)) {
         return to_wait(*seconds * 1000.0);
     }
-    // An HTTP date (RFC 9110 section 10.2.3); curl_getdate also reads the obsolete forms.
+    // An HTTP date; curl_getdate also reads the obsolete RFC 850 form, as a test checks.
     const std::string date(trim(header->second));
     const time_t at = curl_getdate(date.c_str(), nullptr);
     if (at == -1) {
