@@ -21,16 +21,6 @@ constexpr const char* k_footer =
     "Exit status: 0 nothing at or above --fail-on, 1 at least one such file, 2 usage error "
     "or files that could not be done, 130 interrupted.";
 
-// Options that every subcommand takes: where settings come from and feature toggles.
-void add_setting_options(CLI::App& command, CommandLine& line) {
-    command.add_option("--config", line.config_path, "read settings from this TOML file")
-        ->type_name("FILE");
-    command.add_option("--enable", line.enable, "turn a feature flag on (repeatable)")
-        ->type_name("NAME");
-    command.add_option("--disable", line.disable, "turn a feature flag off (repeatable)")
-        ->type_name("NAME");
-}
-
 // Options of commands that walk files (scan, hash).
 void add_walk_options(CLI::App& command, CommandLine& line) {
     command.add_option("paths", line.paths, "files and folders to scan")
@@ -144,6 +134,15 @@ void add_flags_command(CLI::App& app, CommandLine& line) {
 }
 
 } // namespace
+
+void add_setting_options(CLI::App& command, CommandLine& line) {
+    command.add_option("--config", line.config_path, "read settings from this TOML file")
+        ->type_name("FILE");
+    command.add_option("--enable", line.enable, "turn a feature flag on (repeatable)")
+        ->type_name("NAME");
+    command.add_option("--disable", line.disable, "turn a feature flag off (repeatable)")
+        ->type_name("NAME");
+}
 
 int run(int argc, char** argv) {
     CLI::App app{"athena: triage files for malware with cached, resilient analysis"};

@@ -79,20 +79,6 @@ Result<Settings> load_settings(const CommandLine& line) {
     return settings;
 }
 
-std::filesystem::path cache_folder(const Settings& settings) {
-    const std::string configured = settings.text("cache-dir");
-    if (!configured.empty()) {
-        return configured;
-    }
-    if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg != nullptr && *xdg != '\0') {
-        return std::filesystem::path(xdg) / "athena";
-    }
-    if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
-        return std::filesystem::path(home) / ".cache" / "athena";
-    }
-    return std::filesystem::path(".athena-cache");
-}
-
 // Parses "K/N" (1 <= K <= N) into a 0-based index and a count.
 Result<std::pair<std::uint32_t, std::uint32_t>> parse_shard(const std::string& text) {
     unsigned index = 0;
@@ -316,6 +302,20 @@ int run_cache_command(const CommandLine& line, const Settings& settings) {
 }
 
 } // namespace
+
+std::filesystem::path cache_folder(const Settings& settings) {
+    const std::string configured = settings.text("cache-dir");
+    if (!configured.empty()) {
+        return configured;
+    }
+    if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg != nullptr && *xdg != '\0') {
+        return std::filesystem::path(xdg) / "athena";
+    }
+    if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
+        return std::filesystem::path(home) / ".cache" / "athena";
+    }
+    return std::filesystem::path(".athena-cache");
+}
 
 CLI::Option* CommandLine::add_setting_option(CLI::App& command, const std::string& names,
                                              const std::string& setting,

@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include <deque>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <utility>
@@ -71,6 +72,13 @@ private:
     std::deque<std::vector<std::string>> m_lists;
     std::deque<bool> m_flags;
 };
+
+// Adds the options every subcommand takes: --config, --enable and --disable.
+void add_setting_options(CLI::App& command, CommandLine& line);
+
+// The cache folder: the cache-dir setting (--cache-dir, ATHENA_CACHE_DIR, cache.dir), else
+// $XDG_CACHE_HOME/athena, else ~/.cache/athena.
+std::filesystem::path cache_folder(const Settings& settings);
 
 // Runs the parsed subcommand and returns the exit status. Startup errors (bad settings, an
 // unusable cache) are printed as "athena: error: ..." and give 2.

@@ -433,8 +433,7 @@ void add_providers_command(CLI::App& app, CommandLine& line) {
     CLI::App* command = app.add_subcommand("providers", "list the AI providers, their models, "
                                                         "base URLs and masked keys");
     auto check = std::make_shared<bool>(false);
-    command->add_option("--config", line.config_path, "read settings from this TOML file")
-        ->type_name("FILE");
+    add_setting_options(*command, line);
     command->add_flag("--check", *check,
                       "send one tiny request to each provider of the priority list (or each "
                       "with a key) and report latency or why it failed");

@@ -103,30 +103,10 @@ Result<RedisOptions> redis_options_from(const Settings& settings) {
     return options;
 }
 
-// The cache folder as the other cache commands find it: --cache-dir or ATHENA_CACHE_DIR,
-// else $XDG_CACHE_HOME/athena, else ~/.cache/athena.
-std::filesystem::path cache_folder(const Settings& settings) {
-    if (const std::string configured = settings.text("cache-dir"); !configured.empty()) {
-        return configured;
-    }
-    if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg != nullptr && *xdg != '\0') {
-        return std::filesystem::path(xdg) / "athena";
-    }
-    if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
-        return std::filesystem::path(home) / ".cache" / "athena";
-    }
-    return std::filesystem::path(".athena-cache");
-}
-
 // Options every Redis cache subcommand takes: where settings come from, the cache folder
 // and the server.
 void add_command_options(CLI::App& command, CommandLine& line) {
-    command.add_option("--config", line.config_path, "read settings from this TOML file")
-        ->type_name("FILE");
-    command.add_option("--enable", line.enable, "turn a feature flag on (repeatable)")
-        ->type_name("NAME");
-    command.add_option("--disable", line.disable, "turn a feature flag off (repeatable)")
-        ->type_name("NAME");
+    add_setting_options(command, line);
     line.add(command.add_option("--cache-dir", line.cache_dir, "cache folder")->type_name("DIR"),
              "cache-dir");
     line.add_setting_option(command, "--redis", "redis",
