@@ -371,6 +371,9 @@ std::optional<Admission> GateCore::admit(const std::string& provider, AdmitCallb
 
     // An open breaker rejects before any queue, and a half-open one hands out its probe
     // slot now, so that a rejected call never waits in a bulkhead first.
+    // NOTE: a probe's time queued in the bulkheads counts toward its latency, so with every
+    // slot still held by calls from before the opening, the probe can reopen the breaker as
+    // slow before it is sent.
     CircuitBreaker* breaker = pending->guard->breaker.get();
     if (breaker != nullptr && breaker->state() != BreakerState::closed) {
         auto permit = breaker->admit();
