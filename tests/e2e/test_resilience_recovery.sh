@@ -68,8 +68,11 @@ answered=$(count_files '.provider == "anthropic"')
 expect_eq "anthropic requests" "$(fake_requests anthropic)" $((3 + answered))
 expect_eq "failures" "$(breaker_field anthropic .failures)" 3
 expect_eq "answers by anthropic" "$answered" "$(breaker_field anthropic .successes)"
+# The two probes are the first traffic back. Whether later files also reach anthropic
+# depends on how many were still waiting when the breaker closed, which varies with the
+# machine's load, so only the probes are required here.
 checks=$((checks + 1))
-if ((answered <= 2)); then
+if ((answered < 2)); then
     fail "traffic did not return to anthropic: it answered $answered files"
 fi
 expect_eq "the rest failed over" "$(count_files '.provider == "openai"')" \
