@@ -6,10 +6,10 @@
 # While the breaker is open, every file waiting for dispatch fails over at once, so only
 # files submitted later can bring traffic back. The router keeps at most 256 files in
 # progress, so the files after the first 256 are submitted as earlier ones end. With openai
-# responding in 10 ms, two at a time, they reach the providers more than a second later.
+# responding in 40 ms, two at a time, they reach the providers seconds later.
 source "$(dirname "$0")/providers_lib.sh"
 
-file_count=320
+file_count=400
 mkdir -p "$WORK/tree"
 for i in $(seq 1 "$file_count"); do
     printf 'recovery test file %s\n' "$i" >"$WORK/tree/f$i.txt"
@@ -29,7 +29,7 @@ transition() {
 }
 
 fake_config '{"per_format": {"anthropic": {"default_fault": "status_500"},
-                             "openai": {"default_fault": {"name": "slow", "ms": 10}}}}'
+                             "openai": {"default_fault": {"name": "slow", "ms": 40}}}}'
 "$ATHENA" scan --json --providers anthropic,openai --max-retries 0 --max-concurrency 2 \
     --anthropic-bulkhead-max-concurrent 1 --breaker-reset-timeout 300ms \
     --breaker-max-reset-timeout 1s --breaker-jitter 0 "$WORK/tree" \
