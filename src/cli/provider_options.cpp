@@ -2,6 +2,7 @@
 // scan options, `athena providers`, and the choice between the builtin analyser and the
 // provider router.
 #include "cli/extensions.hpp"
+#include "cli/registry.hpp"
 
 #include <athena/analyser.hpp>
 #include <athena/providers.hpp>
@@ -16,18 +17,6 @@
 
 namespace athena::cli {
 namespace {
-
-SettingSpec spec(std::string name, SettingKind kind, std::string key, std::vector<std::string> env,
-                 std::string fallback, std::string description) {
-    SettingSpec result;
-    result.name = std::move(name);
-    result.kind = kind;
-    result.config_key = std::move(key);
-    result.env_names = std::move(env);
-    result.default_value = std::move(fallback);
-    result.description = std::move(description);
-    return result;
-}
 
 std::string upper_copy(std::string_view text) {
     std::string result(text);
@@ -77,7 +66,7 @@ void define_preset_settings(Settings& settings, const ProviderPreset& preset) {
     const std::string upper = upper_copy(name);
     const std::string table = "providers." + name + ".";
 
-    settings.define(spec(name + "-base-url", SettingKind::string, table + "base_url",
+    settings.define(setting_spec(name + "-base-url", SettingKind::string, table + "base_url",
                          preset.base_url_env, preset.base_url,
                          fmt::format("{} API base URL ({})", name,
                                      preset.api == ProviderApi::openai
@@ -88,25 +77,25 @@ void define_preset_settings(Settings& settings, const ProviderPreset& preset) {
         key_env.push_back(upper + "_API_KEY");
     }
     SettingSpec key =
-        spec(name + "-api-key", SettingKind::string, table + "api_key", key_env, "",
+        setting_spec(name + "-api-key", SettingKind::string, table + "api_key", key_env, "",
              preset.is_local ? fmt::format("{} API key, if the server wants one", name)
                              : fmt::format("{} API key; without one {} is "
                                            "skipped",
                                            name, name));
     key.is_secret = true;
     settings.define(std::move(key));
-    settings.define(spec(name + "-model", SettingKind::string, table + "model",
+    settings.define(setting_spec(name + "-model", SettingKind::string, table + "model",
                          {"ATHENA_" + upper + "_MODEL"}, preset.model,
                          fmt::format("{} model", name)));
-    settings.define(spec(name + "-timeout", SettingKind::duration, table + "timeout",
+    settings.define(setting_spec(name + "-timeout", SettingKind::duration, table + "timeout",
                          {"ATHENA_" + upper + "_TIMEOUT"}, preset.is_local ? "120s" : "60s",
                          fmt::format("limit on one {} request, connect included", name)));
-    settings.define(spec(name + "-max-output-tokens", SettingKind::integer,
+    settings.define(setting_spec(name + "-max-output-tokens", SettingKind::integer,
                          table + "max_output_tokens", {"ATHENA_" + upper + "_MAX_OUTPUT_TOKENS"},
                          "1024", fmt::format("output token limit of one {} answer", name)));
     for (const PriceSetting& price : k_price_settings) {
         settings.define(
-            spec(name + "-" + price.suffix, SettingKind::string, table + key_suffix(price.suffix),
+            setting_spec(name + "-" + price.suffix, SettingKind::string, table + key_suffix(price.suffix),
                  {"ATHENA_" + upper + "_" + env_suffix(price.suffix)},
                  price_text(preset.prices.*price.field),
                  fmt::format("{} price of {} tokens, USD per million", name, price.category)));
@@ -350,36 +339,36 @@ int run_providers_command(const Settings& settings, bool check, bool json) {
 } // namespace
 
 void define_provider_settings(Settings& settings) {
-    settings.define(spec("providers", SettingKind::list, "providers.priority",
+    settings.define(setting_spec("providers", SettingKind::list, "providers.priority",
                          {"FEATURE_AIPROVIDERPRIORITY"}, "",
                          "AI providers to ask, in priority order (e.g. anthropic,openai); "
                          "empty: the builtin analyser only"));
     SettingSpec failover =
-        spec("ai-failover", SettingKind::flag, "features.ai_failover", {"FEATURE_ENABLEAIFAILOVER"},
+        setting_spec("ai-failover", SettingKind::flag, "features.ai_failover", {"FEATURE_ENABLEAIFAILOVER"},
              "true", "on a provider's failure, ask the next provider in the list");
     settings.define(std::move(failover));
-    settings.define(spec("offline", SettingKind::boolean, "providers.offline", {"ATHENA_OFFLINE"},
+    settings.define(setting_spec("offline", SettingKind::boolean, "providers.offline", {"ATHENA_OFFLINE"},
                          "false", "answer from the cache only and send nothing"));
-    settings.define(spec("max-concurrency", SettingKind::integer, "providers.max_concurrency",
+    settings.define(setting_spec("max-concurrency", SettingKind::integer, "providers.max_concurrency",
                          {"ATHENA_MAX_CONCURRENCY"}, "30",
                          "provider requests in flight at once, across providers"));
-    settings.define(spec("max-input-tokens", SettingKind::integer, "providers.max_input_tokens",
+    settings.define(setting_spec("max-input-tokens", SettingKind::integer, "providers.max_input_tokens",
                          {"ATHENA_MAX_INPUT_TOKENS"}, "4000",
                          "estimated prompt tokens per request; the evidence is cut to fit"));
-    settings.define(spec("max-cost", SettingKind::string, "providers.max_cost", {"ATHENA_MAX_COST"},
+    settings.define(setting_spec("max-cost", SettingKind::string, "providers.max_cost", {"ATHENA_MAX_COST"},
                          "", "USD; no new provider request once the run's spend would pass it"));
-    settings.define(spec("max-retries", SettingKind::integer, "providers.max_retries",
+    settings.define(setting_spec("max-retries", SettingKind::integer, "providers.max_retries",
                          {"ATHENA_MAX_RETRIES"}, "3",
                          "retries of a transient failure, per file and provider"));
-    settings.define(spec("retry-base-delay", SettingKind::duration, "providers.retry_base_delay",
+    settings.define(setting_spec("retry-base-delay", SettingKind::duration, "providers.retry_base_delay",
                          {"ATHENA_RETRY_BASE_DELAY"}, "500ms",
                          "first retry delay; doubles per retry, with 20 % jitter"));
-    settings.define(spec("max-retry-wait", SettingKind::duration, "providers.max_retry_wait",
+    settings.define(setting_spec("max-retry-wait", SettingKind::duration, "providers.max_retry_wait",
                          {"ATHENA_MAX_RETRY_WAIT"}, "60s",
                          "total retry wait per file and provider, retry-after included"));
-    settings.define(spec("connect-timeout", SettingKind::duration, "providers.connect_timeout",
+    settings.define(setting_spec("connect-timeout", SettingKind::duration, "providers.connect_timeout",
                          {"ATHENA_CONNECT_TIMEOUT"}, "10s", "limit on connecting to a provider"));
-    settings.define(spec("stall-timeout", SettingKind::duration, "providers.stall_timeout",
+    settings.define(setting_spec("stall-timeout", SettingKind::duration, "providers.stall_timeout",
                          {"ATHENA_STALL_TIMEOUT"}, "30s",
                          "a response that sends no byte this long after its headers is "
                          "abandoned"));

@@ -33,6 +33,19 @@ SettingSpec value(std::string name, SettingKind kind, std::string key,
 
 } // namespace
 
+SettingSpec setting_spec(std::string name, SettingKind kind, std::string key,
+                         std::vector<std::string> env, std::string fallback,
+                         std::string description) {
+    SettingSpec result;
+    result.name = std::move(name);
+    result.kind = kind;
+    result.config_key = std::move(key);
+    result.env_names = std::move(env);
+    result.default_value = std::move(fallback);
+    result.description = std::move(description);
+    return result;
+}
+
 void define_settings(Settings& settings) {
     // Feature flags. The FEATURE_* names are the Athena platform's and keep working as is.
     settings.define(flag("memory-cache", "memory_cache", {"FEATURE_ENABLEMEMORYCACHE"}, "true",

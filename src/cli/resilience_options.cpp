@@ -9,6 +9,7 @@
 // `athena flags` shows them: deepseek opens after 5 failures, and anthropic and openai have
 // their own slow-call thresholds.
 #include "cli/extensions.hpp"
+#include "cli/registry.hpp"
 
 #include <athena/providers.hpp>
 #include <athena/resilience_gate.hpp>
@@ -90,18 +91,6 @@ constexpr GuardSetting k_guard_settings[] = {
      SettingKind::duration, "DURATION", "time a call waits for a slot before it fails over"},
 };
 
-SettingSpec spec(std::string name, SettingKind kind, std::string key, std::vector<std::string> env,
-                 std::string fallback, std::string description) {
-    SettingSpec result;
-    result.name = std::move(name);
-    result.kind = kind;
-    result.config_key = std::move(key);
-    result.env_names = std::move(env);
-    result.default_value = std::move(fallback);
-    result.description = std::move(description);
-    return result;
-}
-
 std::string env_name(std::string_view text) {
     std::string result(text);
     std::ranges::transform(result, result.begin(), [](unsigned char c) {
@@ -167,7 +156,7 @@ std::string default_text(GuardField field, const ProviderGuardConfig& config) {
 
 SettingSpec guard_spec(const GuardSetting& setting, const std::string& name, std::string key,
                        std::string fallback, std::string description) {
-    SettingSpec result = spec(name, setting.kind, std::move(key), {env_name(name)},
+    SettingSpec result = setting_spec(name, setting.kind, std::move(key), {env_name(name)},
                               std::move(fallback), std::move(description));
     if (setting.kind == SettingKind::choice) {
         result.choices = {"exponential", "linear", "fibonacci"};
@@ -347,16 +336,16 @@ BreakerTransitionListener first_opening_warning(const Warn& warn) {
 } // namespace
 
 void define_resilience_settings(Settings& settings) {
-    SettingSpec breaker = spec("circuit-breaker", SettingKind::flag, "features.circuit_breaker",
+    SettingSpec breaker = setting_spec("circuit-breaker", SettingKind::flag, "features.circuit_breaker",
                                {"FEATURE_ENABLECIRCUITBREAKER"}, "true",
                                "per-provider circuit breaker: stop calling a provider that "
                                "fails or hangs, probe it again later");
     settings.define(std::move(breaker));
-    settings.define(spec("adaptive-breaker", SettingKind::flag, "features.adaptive_breaker",
+    settings.define(setting_spec("adaptive-breaker", SettingKind::flag, "features.adaptive_breaker",
                          {"FEATURE_ENABLEADAPTIVEBREAKER"}, "true",
                          "also open a breaker when too many calls in its window are slow or "
                          "failed"));
-    settings.define(spec("bulkhead", SettingKind::flag, "features.bulkhead",
+    settings.define(setting_spec("bulkhead", SettingKind::flag, "features.bulkhead",
                          {"FEATURE_ENABLEBULKHEAD"}, "true",
                          "cap the calls in flight per provider and across providers"));
 
@@ -368,16 +357,16 @@ void define_resilience_settings(Settings& settings) {
                                    std::string(setting.description) + " (per provider: PROVIDER-" +
                                        setting.suffix + ")"));
     }
-    settings.define(spec("breaker-jitter", SettingKind::string, "resilience.breaker.jitter",
+    settings.define(setting_spec("breaker-jitter", SettingKind::string, "resilience.breaker.jitter",
                          {"ATHENA_BREAKER_JITTER"},
                          decimal_text(BreakerConfig{}.reset_jitter_ratio),
                          "random spread of each reset timeout, as a share (0.2 = ±20 %)"));
-    settings.define(spec("bulkhead-global-concurrency", SettingKind::integer,
+    settings.define(setting_spec("bulkhead-global-concurrency", SettingKind::integer,
                          "resilience.bulkhead.global_concurrency",
                          {"ATHENA_BULKHEAD_GLOBAL_CONCURRENCY"},
                          std::to_string(global_bulkhead_config().max_concurrent),
                          "AI calls in flight at once across all providers"));
-    settings.define(spec("drain-timeout", SettingKind::duration, "resilience.drain_timeout",
+    settings.define(setting_spec("drain-timeout", SettingKind::duration, "resilience.drain_timeout",
                          {"ATHENA_DRAIN_TIMEOUT"}, "5s",
                          "after an interrupt, time in-flight provider calls get to finish"));
 
